@@ -1,0 +1,211 @@
+import { Agent, request, errors as undiciErrors } from "undici";
+import { nowNs } from "../measure/clock.js";
+import type { ErrorClass, RequestRecord, ServerTimings, TokenCountSource } from "../measure/record.js";
+import type { Endpoint } from "../target/types.js";
+import { buildRequest, type GenerationRequest } from "../workload/request-builder.js";
+import { interpretEvent } from "./events.js";
+import { SseParser } from "./sse.js";
+
+export interface ClientOptions {
+  /** A request whose body goes quiet this long fails as `timeout` (a stalled server never hangs a run). */
+  stallTimeoutMs?: number;
+  /** Whole-request deadline. */
+  requestTimeoutMs?: number;
+}
+
+export interface RequestMeta {
+  id: number;
+  test: string;
+  scenario: string;
+  trial: number;
+  measured: boolean;
+  /** Open loop: when the schedule wanted this request sent (ns on the run clock). Defaults to the actual start. */
+  intendedStartNs?: number;
+}
+
+/**
+ * Streams one request and turns everything that happened into a RequestRecord. Never throws for request-level
+ * failures: errors are data (error class + message), so a load loop can keep going and count them.
+ *
+ * Timing: `startNs` is taken immediately before the request is handed to undici (which writes it to a pooled,
+ * already-connected socket under steady load); first byte = first body chunk; first token = first SSE event that
+ * carries generated text. All from one monotonic clock (src/measure/clock.ts).
+ */
+export class StreamClient {
+  private readonly dispatcher: Agent;
+  private readonly headers: Record<string, string>;
+
+  constructor(
+    readonly endpoint: Endpoint,
+    private readonly opts: ClientOptions = {},
+  ) {
+    const stall = opts.stallTimeoutMs ?? 30_000;
+    // pipelining 1: one request per connection at a time (LLM streams are long); unlimited connections per origin.
+    // undici's own timers have ~500 ms resolution (lib/util/timers.js): fine for timeouts, never used for measuring.
+    this.dispatcher = new Agent({ headersTimeout: stall, bodyTimeout: stall, keepAliveTimeout: 30_000, pipelining: 1 });
+    this.headers = { "content-type": "application/json", accept: "text/event-stream" };
+    if (endpoint.apiKey) this.headers.authorization = `Bearer ${endpoint.apiKey}`;
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+
+  async send(gen: GenerationRequest, meta: RequestMeta, signal?: AbortSignal): Promise<RequestRecord> {
+    const spec = buildRequest(gen, this.endpoint);
+    const body = JSON.stringify(spec.body);
+    const record: RequestRecord = {
+      id: meta.id,
+      test: meta.test,
+      scenario: meta.scenario,
+      api: gen.api,
+      trial: meta.trial,
+      intendedStartNs: 0,
+      startNs: 0,
+      endNs: 0,
+      contentEventNs: [],
+      measured: meta.measured,
+      promptTokensSource: "none",
+      outputTokensSource: "none",
+      requestedOutputTokens: gen.maxTokens,
+      status: 0,
+      ok: false,
+    };
+    const timeout = AbortSignal.timeout(this.opts.requestTimeoutMs ?? 600_000);
+    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+
+    let usageCompletion: number | undefined;
+    let prompt: [number, TokenCountSource] | undefined;
+    let tokensPredicted: number | undefined;
+    let timings: ServerTimings | undefined;
+    let cachedTokens: number | undefined;
+    let sawFinal = false;
+    let sawFinished = false;
+    let streamError: string | undefined;
+
+    record.startNs = nowNs();
+    record.intendedStartNs = meta.intendedStartNs ?? record.startNs;
+    try {
+      const res = await request(`${this.endpoint.baseUrl}${spec.path}`, {
+        method: "POST",
+        body,
+        headers: this.headers,
+        dispatcher: this.dispatcher,
+        signal: combined,
+      });
+      record.status = res.statusCode;
+      if (res.statusCode >= 400) {
+        const text = await res.body.text().catch(() => "");
+        record.firstByteNs = nowNs();
+        return this.fail(record, "http", `HTTP ${res.statusCode}: ${summarizeErrorBody(text)}`);
+      }
+      const parser = new SseParser();
+      const decoder = new TextDecoder();
+      const handle = (data: string, atNs: number) => {
+        const info = interpretEvent(gen.api, data);
+        if (info.error !== undefined) {
+          streamError = info.error;
+          return;
+        }
+        if (info.content) {
+          record.contentEventNs.push(atNs);
+          record.firstTokenNs ??= atNs;
+        }
+        if (info.final) sawFinal = true;
+        if (info.finished) sawFinished = true;
+        if (info.completionTokens !== undefined) usageCompletion = info.completionTokens;
+        if (info.promptTokens !== undefined && info.promptTokensSource) {
+          // usage beats timings beats per-event counters; keep the best seen.
+          const rank = (s: TokenCountSource) => ["usage", "timings", "tokens_predicted"].indexOf(s);
+          if (!prompt || rank(info.promptTokensSource) <= rank(prompt[1]))
+            prompt = [info.promptTokens, info.promptTokensSource];
+        }
+        if (info.tokensPredicted !== undefined) tokensPredicted = info.tokensPredicted;
+        if (info.cachedTokens !== undefined) cachedTokens = info.cachedTokens;
+        if (info.timings) timings = info.timings;
+      };
+      for await (const chunk of res.body) {
+        const atNs = nowNs();
+        record.firstByteNs ??= atNs;
+        for (const ev of parser.push(decoder.decode(chunk as Buffer, { stream: true }))) {
+          handle(ev.data, atNs);
+          if (streamError !== undefined) break;
+        }
+        if (streamError !== undefined) break;
+      }
+      if (streamError === undefined) for (const ev of parser.end()) handle(ev.data, nowNs());
+    } catch (err) {
+      return this.fail(record, ...classify(err, signal, timeout));
+    } finally {
+      record.endNs ||= nowNs();
+    }
+    record.endNs = nowNs();
+    if (streamError !== undefined) return this.fail(record, "stream", `error event mid-stream: ${streamError}`);
+
+    // Token counts, best source first. Counting chunks is a flagged last resort: byte tokens split UTF-8 across chunks.
+    const isCompletion = gen.api === "completion";
+    const counted = firstDefined<[number, TokenCountSource]>([
+      !isCompletion && usageCompletion !== undefined ? [usageCompletion, "usage"] : undefined,
+      timings?.predicted_n !== undefined ? [timings.predicted_n, "timings"] : undefined,
+      tokensPredicted !== undefined ? [tokensPredicted, "tokens_predicted"] : undefined,
+      [record.contentEventNs.length, "chunks"],
+    ]);
+    record.outputTokens = counted[0];
+    record.outputTokensSource = counted[1];
+    if (prompt) [record.promptTokens, record.promptTokensSource] = prompt;
+    record.serverTimings = timings;
+    record.cachedTokens = cachedTokens;
+    if (!sawFinal && !sawFinished) {
+      return this.fail(record, "stream", "the stream ended before its final event (connection closed early?)");
+    }
+    record.ok = true;
+    if (gen.ignoreEos && record.outputTokens < gen.maxTokens) record.shortfall = gen.maxTokens - record.outputTokens;
+    return record;
+  }
+
+  private fail(record: RequestRecord, errorClass: ErrorClass, message: string): RequestRecord {
+    record.ok = false;
+    record.errorClass = errorClass;
+    record.errorMessage = message.slice(0, 500);
+    record.endNs ||= nowNs();
+    return record;
+  }
+}
+
+function firstDefined<T>(items: Array<T | undefined>): T {
+  for (const i of items) if (i !== undefined) return i;
+  throw new Error("unreachable: the last candidate is always defined");
+}
+
+function summarizeErrorBody(text: string): string {
+  try {
+    const j = JSON.parse(text) as { error?: { message?: string; type?: string } | string };
+    if (typeof j.error === "string") return j.error;
+    if (j.error?.message) return `${j.error.type ? `${j.error.type}: ` : ""}${j.error.message}`;
+  } catch {
+    // not JSON
+  }
+  return text.slice(0, 200);
+}
+
+function classify(err: unknown, caller: AbortSignal | undefined, timeout: AbortSignal): [ErrorClass, string] {
+  const e = err as { code?: string; message?: string; name?: string; cause?: { code?: string } };
+  const msg = e?.message ?? String(err);
+  if (caller?.aborted) return ["cancelled", "cancelled by the run (interrupt or server gone)"];
+  if (timeout.aborted) return ["timeout", "request deadline exceeded"];
+  if (err instanceof undiciErrors.BodyTimeoutError || err instanceof undiciErrors.HeadersTimeoutError) {
+    return ["timeout", `server stalled: ${msg}`];
+  }
+  const code = e?.code ?? e?.cause?.code;
+  if (
+    code === "ECONNREFUSED" ||
+    code === "UND_ERR_CONNECT_TIMEOUT" ||
+    code === "ENOTFOUND" ||
+    code === "EHOSTUNREACH"
+  ) {
+    return ["connect", `${code}: ${msg}`];
+  }
+  if (code === "ECONNRESET" || code === "UND_ERR_SOCKET" || code === "EPIPE") return ["stream", `${code}: ${msg}`];
+  if (err instanceof SyntaxError) return ["parse", `invalid JSON in the stream: ${msg}`];
+  return ["stream", `${code ? `${code}: ` : ""}${msg}`];
+}

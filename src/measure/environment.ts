@@ -1,0 +1,43 @@
+import { arch, cpus, platform, release, totalmem } from "node:os";
+import type { TargetFingerprint } from "../target/types.js";
+import { runCommand } from "../util/run-command.js";
+import type { EnvironmentFingerprint } from "./results.js";
+
+/** GPUs as nvidia-smi reports them (empty without NVIDIA GPUs or without nvidia-smi). */
+export async function detectGpus(): Promise<{ gpus: EnvironmentFingerprint["gpus"]; cuda?: string }> {
+  try {
+    const r = await runCommand("nvidia-smi", [
+      "--query-gpu=name,driver_version,memory.total",
+      "--format=csv,noheader,nounits",
+    ]);
+    if (r.code !== 0) return { gpus: [] };
+    const gpus = r.tail
+      .filter((l) => l.trim())
+      .map((l) => {
+        const [name = "", driver, mem] = l.split(",").map((s) => s.trim());
+        return { name, ...(driver ? { driver } : {}), ...(mem ? { memoryMiB: Number(mem) } : {}) };
+      });
+    const v = await runCommand("nvidia-smi", []);
+    const cuda = v.tail.join("\n").match(/CUDA Version:\s*([\d.]+)/)?.[1];
+    return { gpus, ...(cuda ? { cuda } : {}) };
+  } catch {
+    return { gpus: [] };
+  }
+}
+
+/** What the measurement ran on: baselines are only compared with runs on the same environment. */
+export async function environmentFingerprint(target: TargetFingerprint): Promise<EnvironmentFingerprint> {
+  const cpu = cpus();
+  const { gpus, cuda } = await detectGpus();
+  return {
+    os: `${platform()} ${release()}`,
+    arch: arch(),
+    cpuModel: cpu[0]?.model.trim() ?? "unknown",
+    cpuCount: cpu.length,
+    memoryBytes: totalmem(),
+    node: process.version,
+    gpus,
+    ...(cuda ? { cuda } : {}),
+    target,
+  };
+}
