@@ -100,6 +100,32 @@ export interface EnvironmentFingerprint {
 
 export type VerdictLevel = "pass" | "warn" | "fail";
 
+/**
+ * The statistics behind a baseline check (src/analysis/compare.ts), for reports' regression tables. Changes are
+ * fractions of the baseline median of per-trial values: +0.14 = 14% higher, whichever direction is better.
+ */
+export interface CheckComparison {
+  /** median(candidate trials) / median(baseline trials) - 1. */
+  change: number;
+  /** Bootstrap interval of the same change (absent with fewer than 2 trials on a side). */
+  ciLow?: number;
+  ciHigh?: number;
+  /** e.g. 0.95. */
+  ciLevel?: number;
+  /** One-sided rank-test p-value that the candidate is worse (per-trial values), before and after Holm. */
+  pValue?: number;
+  pAdjusted?: number;
+  /** One-sided rank test on per-request samples (supporting evidence; ignores run-to-run noise). */
+  requestPValue?: number;
+  trials: { baseline: number; candidate: number };
+  /** Too little evidence to call it either way (the check warns). */
+  inconclusive?: boolean;
+  /** Trials per side to add for a decisive answer, when estimable. */
+  moreTrials?: number;
+  /** Set after a confirmation rerun of a failing check. */
+  confirmation?: "confirmed" | "not-confirmed";
+}
+
 export interface Check {
   test: string;
   /** `ttft_ms.p95`, `requests_per_s.mean`, ... */
@@ -111,6 +137,8 @@ export interface Check {
   reference?: number;
   /** One line a reviewer reads: `ttft p95 +14% [95% CI +9%..+19%] above fail 10%`. */
   reason: string;
+  /** Baseline checks only: the numbers behind the reason. */
+  comparison?: CheckComparison;
 }
 
 export interface Verdict {
