@@ -1,0 +1,525 @@
+/**
+ * Baselines are reviewed files in the repo: `baselines/<name>.json` = a results file plus where it came from. A run is
+ * compared only with a baseline of the same environment (hardware, driver, CUDA, llama.cpp build, model, server flags)
+ * and suite; anything else is said plainly ("not comparable: GPU differs (baseline H200, run A100)"), never compared.
+ *
+ * This module reads and writes files (loading, finding, proposing); everything else in src/analysis is pure.
+ */
+import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { z } from "zod";
+import type { EnvironmentFingerprint, Results } from "../measure/results.js";
+import { RESULTS_SCHEMA_VERSION } from "../measure/results.js";
+import { BadInputError } from "../util/errors.js";
+
+export const BASELINE_VERSION = 1;
+
+export interface BaselineSource {
+  /** Commit the baseline's results were measured at. */
+  commit?: string;
+  /** CI run (URL or id) that measured it. */
+  run?: string;
+  /** Branch or tag. */
+  ref?: string;
+  /** The results file it was promoted from. */
+  resultsFile?: string;
+}
+
+export interface Baseline {
+  baselineVersion: typeof BASELINE_VERSION;
+  name: string;
+  /** ISO 8601. */
+  createdAt: string;
+  source: BaselineSource;
+  results: Results;
+}
+
+/** A baseline with the file it was read from (for messages). */
+export interface LoadedBaseline extends Baseline {
+  file?: string;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Schemas: strict on what analysis reads, loose (passthrough) on the rest, so the measuring side can add fields.
+
+/** JSON has no NaN: summaries of empty metrics are written as null. Read them back as NaN. */
+const num = z.union([z.number(), z.null()]).transform((v) => (v === null ? Number.NaN : v));
+
+const summarySchema = z.looseObject({
+  count: num,
+  mean: num,
+  stddev: num,
+  min: num,
+  p50: num,
+  p90: num,
+  p95: num,
+  p99: num,
+  max: num,
+});
+
+const metricSchema = z.looseObject({
+  unit: z.string(),
+  better: z.enum(["lower", "higher"]),
+  summary: summarySchema,
+  histogram: z.string().optional(),
+  trials: z.array(summarySchema),
+});
+
+const testSchema = z.looseObject({
+  name: z.string().min(1),
+  kind: z.string(),
+  params: z.record(z.string(), z.unknown()),
+  metrics: z.record(z.string(), metricSchema),
+  scenarios: z.array(z.unknown()).optional(),
+  requests: z.looseObject({ attempted: z.number(), succeeded: z.number(), failed: z.number() }),
+  trials: z.number(),
+  aborted: z.string().optional(),
+});
+
+const environmentSchema = z.looseObject({
+  os: z.string(),
+  arch: z.string(),
+  cpuModel: z.string(),
+  cpuCount: z.number(),
+  gpus: z.array(z.looseObject({ name: z.string(), driver: z.string().optional() })),
+  cuda: z.string().optional(),
+  target: z.looseObject({
+    kind: z.string(),
+    build: z.string().optional(),
+    serverFlags: z.array(z.string()),
+    model: z
+      .looseObject({
+        path: z.string().optional(),
+        sha256: z.string().optional(),
+        quantization: z.string().optional(),
+        sizeBytes: z.number().optional(),
+      })
+      .optional(),
+    details: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
+  }),
+});
+
+const resultsSchema = z.looseObject({
+  schemaVersion: z.literal(RESULTS_SCHEMA_VERSION),
+  tool: z.looseObject({ name: z.literal("tokengate"), version: z.string() }),
+  suite: z.looseObject({ name: z.string(), file: z.string().optional(), sha256: z.string() }),
+  environment: environmentSchema,
+  tests: z.array(testSchema),
+});
+
+const baselineSchema = z.looseObject({
+  baselineVersion: z.literal(BASELINE_VERSION),
+  name: z.string().min(1),
+  createdAt: z.string(),
+  source: z.looseObject({
+    commit: z.string().optional(),
+    run: z.string().optional(),
+    ref: z.string().optional(),
+    resultsFile: z.string().optional(),
+  }),
+  results: resultsSchema,
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Loading
+
+const UPDATE_HINT = "regenerate it: tokengate baseline update --from results.json --to baselines/NAME.json";
+
+/** Parses a baseline file's text; errors name the file and the field. */
+export function parseBaseline(text: string, file: string): LoadedBaseline {
+  const data = parseJson(text, file, UPDATE_HINT);
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    throw new BadInputError("is not a baseline: expected a JSON object", { subject: file, hint: UPDATE_HINT });
+  }
+  const o = data as Record<string, unknown>;
+  if (!("baselineVersion" in o)) {
+    const looksLikeResults = "schemaVersion" in o && "tests" in o;
+    throw new BadInputError(
+      looksLikeResults
+        ? "baselineVersion: missing; this is a results file, not a baseline"
+        : "baselineVersion: missing",
+      {
+        subject: file,
+        hint: looksLikeResults
+          ? `promote it for review: tokengate baseline update --from ${file} --to baselines/NAME.json`
+          : UPDATE_HINT,
+      },
+    );
+  }
+  checkVersion(o.baselineVersion, BASELINE_VERSION, "baselineVersion", file);
+  const results = o.results;
+  if (typeof results === "object" && results !== null && "schemaVersion" in results) {
+    checkVersion(
+      (results as Record<string, unknown>).schemaVersion,
+      RESULTS_SCHEMA_VERSION,
+      "results.schemaVersion",
+      file,
+    );
+  }
+  const parsed = baselineSchema.safeParse(data, { reportInput: true });
+  if (!parsed.success) throw schemaError(parsed.error, file, "baseline", UPDATE_HINT);
+  return { ...(parsed.data as unknown as Baseline), file };
+}
+
+/** Parses a results file's text (what `tokengate run` writes); errors name the file and the field. */
+export function parseResults(text: string, file: string): Results {
+  const hint = "use the results.json that tokengate run wrote, unedited";
+  const data = parseJson(text, file, hint);
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    throw new BadInputError("is not a results file: expected a JSON object", { subject: file, hint });
+  }
+  const o = data as Record<string, unknown>;
+  if ("baselineVersion" in o && "results" in o) {
+    // A baseline is a results file with metadata: accept it where results are asked for (`compare` takes either).
+    return parseBaseline(text, file).results;
+  }
+  if (!("schemaVersion" in o)) throw new BadInputError("schemaVersion: missing", { subject: file, hint });
+  checkVersion(o.schemaVersion, RESULTS_SCHEMA_VERSION, "schemaVersion", file);
+  const parsed = resultsSchema.safeParse(data, { reportInput: true });
+  if (!parsed.success) throw schemaError(parsed.error, file, "results file", hint);
+  return parsed.data as unknown as Results;
+}
+
+export async function loadBaseline(file: string): Promise<LoadedBaseline> {
+  return parseBaseline(await readText(file, "baseline"), file);
+}
+
+export async function loadResults(file: string): Promise<Results> {
+  return parseResults(await readText(file, "results file"), file);
+}
+
+async function readText(file: string, what: string): Promise<string> {
+  try {
+    return await readFile(file, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new BadInputError(code === "ENOENT" ? `${what} not found` : `cannot read ${what} (${code ?? String(e)})`, {
+      subject: file,
+      hint:
+        what === "baseline"
+          ? "list baselines with ls baselines/; create one with tokengate baseline update"
+          : undefined,
+      cause: e,
+    });
+  }
+}
+
+function parseJson(text: string, file: string, hint: string): unknown {
+  if (text.trim() === "") throw new BadInputError("is empty", { subject: file, hint });
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new BadInputError(`is not valid JSON (${(e as Error).message}); truncated or hand-edited?`, {
+      subject: file,
+      hint,
+      cause: e,
+    });
+  }
+}
+
+function checkVersion(value: unknown, supported: number, field: string, file: string): void {
+  if (value === supported) return;
+  const newer = typeof value === "number" && value > supported;
+  throw new BadInputError(
+    `${field}: ${JSON.stringify(value)} is not supported (this tokengate reads version ${supported})`,
+    {
+      subject: file,
+      hint: newer
+        ? "it was written by a newer tokengate: upgrade tokengate, or regenerate the file with this version"
+        : UPDATE_HINT,
+    },
+  );
+}
+
+/** `tests[1].metrics.ttft_ms.trials[0].p50`: JavaScript-style paths, as users find fields in an editor. */
+export function fieldPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const p of path) {
+    if (typeof p === "number") out += `[${p}]`;
+    else if (/^[A-Za-z_$][\w$]*$/.test(String(p))) out += `${out ? "." : ""}${String(p)}`;
+    else out += `[${JSON.stringify(String(p))}]`;
+  }
+  return out || "(top level)";
+}
+
+function schemaError(error: z.ZodError, file: string, what: string, hint: string): BadInputError {
+  const issues = error.issues.slice(0, 5).map((i) => {
+    const input = "input" in i && i.input !== undefined ? ` (found ${truncate(JSON.stringify(i.input), 40)})` : "";
+    const message =
+      i.code === "invalid_type" && i.input === undefined ? "missing" : i.message.replace(/^Invalid input: /, "");
+    return `${fieldPath(i.path)}: ${message}${input}`;
+  });
+  const more = error.issues.length > 5 ? `; and ${error.issues.length - 5} more` : "";
+  return new BadInputError(`invalid ${what}: ${issues.join("; ")}${more}`, { subject: file, hint, cause: error });
+}
+
+function truncate(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n - 1)}…` : s;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Environment fingerprints
+
+export interface FingerprintDifference {
+  /** Field path in the environment: `gpus`, `target.model.sha256`. */
+  field: string;
+  /** What a reviewer calls it: `GPU`, `model`, `server flags`. */
+  label: string;
+  baseline: string;
+  run: string;
+}
+
+/**
+ * Server flags that change between identical setups (a free port, a temp log path, where the model file lies: the
+ * model's identity is its sha256) and so never make two runs incomparable.
+ */
+const VOLATILE_FLAGS = new Set([
+  "--host",
+  "--port",
+  "--log-file",
+  "-m",
+  "--model",
+  "--api-key",
+  "--api-key-file",
+  "-a",
+  "--alias",
+  "--slot-save-path",
+  "--path",
+]);
+/** Target details whose names say they differ per run rather than per setup. */
+const VOLATILE_DETAIL = /(pid|port|path|file|dir|url|host|time|date)/i;
+
+/** Everything that decides whether two runs can be compared. Node, OS release and memory size are left out (docs). */
+export function compareEnvironments(
+  baseline: EnvironmentFingerprint,
+  run: EnvironmentFingerprint,
+): FingerprintDifference[] {
+  const out: FingerprintDifference[] = [];
+  const add = (field: string, label: string, a: unknown, b: unknown) => {
+    const sa = show(a);
+    const sb = show(b);
+    if (sa !== sb) out.push({ field, label, baseline: sa, run: sb });
+  };
+  add("arch", "architecture", baseline.arch, run.arch);
+  add("os", "OS", baseline.os, run.os);
+  add("cpuModel", "CPU", baseline.cpuModel, run.cpuModel);
+  add("cpuCount", "CPU count", baseline.cpuCount, run.cpuCount);
+  add("gpus", "GPU", gpuNames(baseline), gpuNames(run));
+  add("gpus.driver", "GPU driver", gpuDrivers(baseline), gpuDrivers(run));
+  add("cuda", "CUDA", baseline.cuda, run.cuda);
+  const bt = baseline.target;
+  const rt = run.target;
+  add("target.kind", "target", bt.kind, rt.kind);
+  add("target.build", "llama.cpp build", bt.build, rt.build);
+  add("target.model.sha256", "model", modelIdentity(bt.model), modelIdentity(rt.model));
+  add("target.model.quantization", "quantization", bt.model?.quantization, rt.model?.quantization);
+  const flags = flagDifferences(bt.serverFlags, rt.serverFlags);
+  if (flags) out.push({ field: "target.serverFlags", label: "server flags", ...flags });
+  const keys = new Set([...Object.keys(bt.details ?? {}), ...Object.keys(rt.details ?? {})]);
+  for (const k of [...keys].sort()) {
+    if (VOLATILE_DETAIL.test(k)) continue;
+    add(`target.details.${k}`, `target ${k}`, bt.details?.[k], rt.details?.[k]);
+  }
+  return out;
+}
+
+/** `GPU differs (baseline NVIDIA H200, run NVIDIA A100); CUDA differs (baseline 12.8, run 13.0)`. */
+export function describeDifferences(diffs: readonly FingerprintDifference[]): string {
+  return diffs.map((d) => `${d.label} differs (baseline ${d.baseline}, run ${d.run})`).join("; ");
+}
+
+function show(v: unknown): string {
+  if (v === undefined || v === null || v === "") return "none";
+  return String(v);
+}
+
+function gpuNames(env: EnvironmentFingerprint): string {
+  if (env.gpus.length === 0) return "none";
+  const counts = new Map<string, number>();
+  for (const g of env.gpus) counts.set(g.name, (counts.get(g.name) ?? 0) + 1);
+  return [...counts]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, n]) => (n > 1 ? `${n}x ${name}` : name))
+    .join(" + ");
+}
+
+function gpuDrivers(env: EnvironmentFingerprint): string {
+  return [...new Set(env.gpus.map((g) => g.driver).filter((d) => d))].sort().join(", ") || "none";
+}
+
+function modelIdentity(model: EnvironmentFingerprint["target"]["model"]): string | undefined {
+  if (!model) return undefined;
+  if (model.sha256) return `sha256 ${model.sha256.slice(0, 12)}`;
+  // Without a hash, the file name and size are the best identity we have (a synthetic model is rewritten per run).
+  if (model.path) return `${basename(model.path)}${model.sizeBytes ? ` (${model.sizeBytes} bytes)` : ""}`;
+  return undefined;
+}
+
+/** Server flags as flag -> value ("" for switches), volatile ones dropped; `--port=80` and `--port 80` read alike. */
+export function normalizeServerFlags(flags: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < flags.length; i++) {
+    const f = flags[i]!;
+    if (!f.startsWith("-") || /^-\d/.test(f)) continue;
+    let name = f;
+    let value = "";
+    const eq = f.indexOf("=");
+    if (f.startsWith("--") && eq > 0) {
+      name = f.slice(0, eq);
+      value = f.slice(eq + 1);
+    } else {
+      const next = flags[i + 1];
+      if (next !== undefined && (!next.startsWith("-") || /^-\d/.test(next))) {
+        value = next;
+        i++;
+      }
+    }
+    if (!VOLATILE_FLAGS.has(name)) out.set(name, value);
+  }
+  return out;
+}
+
+function flagDifferences(a: readonly string[], b: readonly string[]): { baseline: string; run: string } | undefined {
+  const fa = normalizeServerFlags(a);
+  const fb = normalizeServerFlags(b);
+  const names = [...new Set([...fa.keys(), ...fb.keys()])].sort();
+  const left: string[] = [];
+  const right: string[] = [];
+  for (const n of names) {
+    const va = fa.get(n);
+    const vb = fb.get(n);
+    if (va === vb) continue;
+    left.push(va === undefined ? `no ${n}` : `${n}${va ? ` ${va}` : ""}`);
+    right.push(vb === undefined ? `no ${n}` : `${n}${vb ? ` ${vb}` : ""}`);
+  }
+  return left.length ? { baseline: left.join(" "), run: right.join(" ") } : undefined;
+}
+
+/** Differences that make `baseline` not comparable with `run`, suite included. Empty when comparable. */
+export function baselineDifferences(baseline: Results, run: Results): FingerprintDifference[] {
+  const out: FingerprintDifference[] = [];
+  if (baseline.suite.name !== run.suite.name) {
+    out.push({ field: "suite.name", label: "suite", baseline: baseline.suite.name, run: run.suite.name });
+  }
+  return [...out, ...compareEnvironments(baseline.environment, run.environment)];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Finding and proposing baselines
+
+export interface BaselineSearch {
+  /** The baseline whose suite and environment match the run. */
+  match?: LoadedBaseline;
+  /** When none matches: the same-suite baseline with the fewest differences, and what differs. */
+  closest?: { baseline: LoadedBaseline; differences: FingerprintDifference[] };
+  /** Files read. */
+  searched: string[];
+}
+
+/**
+ * Looks through `dir` (e.g. `baselines/`) for the baseline of this run's suite and environment. A broken baseline file
+ * is an error, not skipped: it is a reviewed file, and skipping it would quietly gate against nothing. A missing
+ * directory means no baselines yet.
+ */
+export async function findBaseline(dir: string, run: Results): Promise<BaselineSearch> {
+  let names: string[];
+  try {
+    names = (await readdir(dir)).filter((n) => n.endsWith(".json")).sort();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { searched: [] };
+    throw new BadInputError(`cannot read the baselines directory (${(e as NodeJS.ErrnoException).code})`, {
+      subject: dir,
+      cause: e,
+    });
+  }
+  const searched: string[] = [];
+  const matches: LoadedBaseline[] = [];
+  let closest: BaselineSearch["closest"];
+  for (const n of names) {
+    const file = join(dir, n);
+    searched.push(file);
+    const b = await loadBaseline(file);
+    const diffs = baselineDifferences(b.results, run);
+    if (diffs.length === 0) matches.push(b);
+    else if (b.results.suite.name === run.suite.name && (!closest || diffs.length < closest.differences.length)) {
+      closest = { baseline: b, differences: diffs };
+    }
+  }
+  if (matches.length > 1) {
+    throw new BadInputError(
+      `${matches.length} baselines match this run's suite and environment: ${matches.map((m) => m.file).join(", ")}`,
+      {
+        subject: dir,
+        hint: "keep one baseline per suite and environment; delete or rename the others in a reviewed PR",
+      },
+    );
+  }
+  const out: BaselineSearch = { searched };
+  if (matches[0]) out.match = matches[0];
+  else if (closest) out.closest = closest;
+  return out;
+}
+
+export interface UpdateBaselineOptions {
+  /** Results file to promote. */
+  from: string;
+  /** Baseline file to write (`baselines/NAME.json`). */
+  to: string;
+  /** Baseline name; the file name without `.json` when absent. */
+  name?: string;
+  /** Where the results came from (the Action fills commit, run, ref from GITHUB_*). */
+  source?: BaselineSource;
+  /** Creation time; now when absent. */
+  now?: Date;
+}
+
+export interface UpdateBaselineResult {
+  file: string;
+  baseline: Baseline;
+  /** True when `to` existed and was replaced (the PR diff shows what changed). */
+  replaced: boolean;
+  /** Things a reviewer should know before accepting it (aborted tests, single trials). */
+  warnings: string[];
+}
+
+/**
+ * Writes the proposed baseline for a reviewed PR. Never judges: a failing run can still be proposed (an accepted
+ * regression), so gating never blocks producing it. Written to a temp file and renamed, so a crash leaves no half file.
+ */
+export async function updateBaseline(options: UpdateBaselineOptions): Promise<UpdateBaselineResult> {
+  const results = await loadResults(options.from);
+  const name = options.name ?? basename(options.to).replace(/\.json$/i, "");
+  const warnings: string[] = [];
+  for (const t of results.tests) {
+    if (t.aborted) warnings.push(`test ${t.name} was aborted (${t.aborted}): its numbers are partial`);
+    if (t.trials < 2)
+      warnings.push(`test ${t.name} ran ${t.trials} trial(s): comparisons against it stay inconclusive`);
+  }
+  const baseline: Baseline = {
+    baselineVersion: BASELINE_VERSION,
+    name,
+    createdAt: (options.now ?? new Date()).toISOString(),
+    source: { resultsFile: basename(options.from), ...options.source },
+    results,
+  };
+  let replaced = false;
+  try {
+    await readFile(options.to);
+    replaced = true;
+  } catch {
+    replaced = false;
+  }
+  try {
+    await mkdir(dirname(options.to), { recursive: true });
+    const tmp = `${options.to}.tmp-${process.pid}`;
+    await writeFile(tmp, `${JSON.stringify(baseline, null, 2)}\n`);
+    await rename(tmp, options.to);
+  } catch (e) {
+    throw new BadInputError(`cannot write the baseline (${(e as NodeJS.ErrnoException).code ?? String(e)})`, {
+      subject: options.to,
+      hint: "check the path is writable, e.g. --to baselines/cpu-smoke.json",
+      cause: e,
+    });
+  }
+  return { file: options.to, baseline, replaced, warnings };
+}

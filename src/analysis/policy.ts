@@ -1,0 +1,181 @@
+import { BadInputError } from "../util/errors.js";
+import { isStat, type Stat } from "./format.js";
+
+/** One gated quantity: a metric of a test's headline metrics and the statistic of its per-trial summaries. */
+export interface GatedMetric {
+  /** Key in TestResult.metrics, e.g. `ttft_ms`. */
+  metric: string;
+  stat: Stat;
+}
+
+/**
+ * How a run is judged against its baseline. All thresholds are fractions of the baseline (0.05 = 5%) in the metric's
+ * worse direction (`better` in the results says which way that is).
+ */
+export interface Policy {
+  /** A regression at or above this warns (when significant). Default 0.05. */
+  warn: number;
+  /** A regression at or above this fails (when significant). Default 0.10. */
+  fail: number;
+  /** Changes smaller than this pass without a test: below what runners reproduce. Default 0.02 (Perfherder's 2%). */
+  noiseFloor: number;
+  /** Family-wise false-alarm rate for the rank tests, after Holm's correction. Default 0.05. */
+  alpha: number;
+  /** Fewer per-trial values than this on either side is too little evidence: warn "inconclusive". Default 5. */
+  minTrials: number;
+  /** Confidence level of the bootstrap interval of the ratio of medians. Default 0.95. */
+  ciLevel: number;
+  /** Bootstrap resamples per metric. Default 2000. */
+  bootstrapResamples: number;
+  /** Seed of the bootstrap's random numbers, so a verdict is reproducible. Default 1. */
+  seed: number;
+  /** Metrics compared with the baseline. Default: DEFAULT_GATED. */
+  gate: GatedMetric[];
+  /**
+   * Which metrics share one Holm correction: `test` (each test's gated metrics; default) or `run` (every compared
+   * metric of the run). See docs/verdicts.md for why `test` is the default at 5 trials.
+   */
+  holmFamily: "test" | "run";
+  /** Absolute error-rate gate on every test (failed / attempted): warn above `warn`, fail at or above `fail`. */
+  errorRate: { warn: number; fail: number };
+  /** A value within this fraction of an absolute target warns. Default 0.10. */
+  targetWarnMargin: number;
+  /** Ask the pipeline for a confirmation rerun before a baseline comparison fails. Default true. */
+  confirmFails: boolean;
+}
+
+/** The issue's default gate: latency medians and tails, decode speed, throughput (error rate is gated absolutely). */
+export const DEFAULT_GATED: readonly GatedMetric[] = [
+  { metric: "ttft_ms", stat: "p50" },
+  { metric: "ttft_ms", stat: "p95" },
+  { metric: "e2e_ms", stat: "p50" },
+  { metric: "e2e_ms", stat: "p95" },
+  { metric: "tpot_ms", stat: "p50" },
+  { metric: "decode_tokens_per_s", stat: "p50" },
+  { metric: "output_tokens_per_s", stat: "mean" },
+  { metric: "requests_per_s", stat: "mean" },
+];
+
+export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
+  warn: 0.05,
+  fail: 0.1,
+  noiseFloor: 0.02,
+  alpha: 0.05,
+  minTrials: 5,
+  ciLevel: 0.95,
+  bootstrapResamples: 2000,
+  seed: 1,
+  gate: [...DEFAULT_GATED],
+  holmFamily: "test",
+  errorRate: { warn: 0, fail: 0.01 },
+  targetWarnMargin: 0.1,
+  confirmFails: true,
+});
+
+export type PolicyInput = Partial<Omit<Policy, "errorRate">> & { errorRate?: Partial<Policy["errorRate"]> };
+
+/**
+ * Fills defaults and checks ranges. `subject` prefixes field names in errors (`--fail-threshold`, `policy.fail`), so a
+ * caller that maps flags to fields can pass its own naming through `subjects`.
+ */
+export function resolvePolicy(input: PolicyInput = {}, subjects: Partial<Record<keyof Policy, string>> = {}): Policy {
+  const p: Policy = {
+    ...DEFAULT_POLICY,
+    ...stripUndefined(input),
+    gate: input.gate ? [...input.gate] : [...DEFAULT_POLICY.gate],
+    errorRate: { ...DEFAULT_POLICY.errorRate, ...stripUndefined(input.errorRate ?? {}) },
+  };
+  const name = (k: keyof Policy) => subjects[k] ?? `policy.${k}`;
+  const fraction = (k: "warn" | "fail" | "noiseFloor" | "targetWarnMargin", max: number) => {
+    const v = p[k];
+    if (!Number.isFinite(v) || v < 0 || v > max) {
+      throw new BadInputError(`must be a fraction between 0 and ${max}, got ${v}`, {
+        subject: name(k),
+        hint: `use a fraction or a percent, e.g. ${k === "fail" ? "0.10 (10%)" : "0.05 (5%)"}`,
+      });
+    }
+  };
+  fraction("noiseFloor", 1);
+  fraction("warn", 10);
+  fraction("fail", 10);
+  fraction("targetWarnMargin", 1);
+  if (p.warn > p.fail) {
+    throw new BadInputError(`warn threshold ${p.warn} is above the fail threshold ${p.fail}`, {
+      subject: name("warn"),
+      hint: "warn must be at most fail, e.g. warn 0.05 and fail 0.10",
+    });
+  }
+  if (p.noiseFloor > p.warn) {
+    throw new BadInputError(`noise floor ${p.noiseFloor} is above the warn threshold ${p.warn}`, {
+      subject: name("noiseFloor"),
+      hint: "a noise floor says which changes are too small to matter; keep it below warn, e.g. 0.02",
+    });
+  }
+  if (!(p.alpha > 0 && p.alpha < 0.5)) {
+    throw new BadInputError(`must be between 0 and 0.5, got ${p.alpha}`, { subject: name("alpha"), hint: "e.g. 0.05" });
+  }
+  if (!(p.ciLevel >= 0.5 && p.ciLevel < 1)) {
+    throw new BadInputError(`must be in [0.5, 1), got ${p.ciLevel}`, { subject: name("ciLevel"), hint: "e.g. 0.95" });
+  }
+  if (!Number.isInteger(p.minTrials) || p.minTrials < 2) {
+    throw new BadInputError(`must be an integer of at least 2, got ${p.minTrials}`, {
+      subject: name("minTrials"),
+      hint: "a rank test needs repeated trials on both sides, e.g. 5",
+    });
+  }
+  if (!Number.isInteger(p.bootstrapResamples) || p.bootstrapResamples < 100) {
+    throw new BadInputError(`must be an integer of at least 100, got ${p.bootstrapResamples}`, {
+      subject: name("bootstrapResamples"),
+      hint: "e.g. 2000",
+    });
+  }
+  if (!Number.isInteger(p.seed)) {
+    throw new BadInputError(`must be an integer, got ${p.seed}`, { subject: name("seed"), hint: "e.g. 1" });
+  }
+  if (p.holmFamily !== "test" && p.holmFamily !== "run") {
+    throw new BadInputError(`must be "test" or "run", got ${String(p.holmFamily)}`, { subject: name("holmFamily") });
+  }
+  const er = p.errorRate;
+  if (!(er.warn >= 0 && er.fail >= er.warn && er.fail <= 1)) {
+    throw new BadInputError(`needs 0 <= warn <= fail <= 1, got warn ${er.warn}, fail ${er.fail}`, {
+      subject: name("errorRate"),
+      hint: "e.g. warn 0 (any error warns) and fail 0.01 (1% of requests)",
+    });
+  }
+  for (const [i, g] of p.gate.entries()) {
+    if (!g.metric || !isStat(g.stat)) {
+      throw new BadInputError(`entry ${i} is not a metric and a statistic: ${JSON.stringify(g)}`, {
+        subject: name("gate"),
+        hint: 'e.g. { metric: "ttft_ms", stat: "p95" }',
+      });
+    }
+  }
+  return p;
+}
+
+/**
+ * Reads a threshold as a user writes it in a flag or an action input: `10%`, `0.1`, `10 %`. Numbers above 1 without a
+ * percent sign are refused: `10` could mean 10% or 1000%.
+ */
+export function parseFraction(text: string, subject: string): number {
+  const m = /^\s*([0-9]*\.?[0-9]+(?:e[-+]?\d+)?)\s*(%?)\s*$/i.exec(text);
+  if (!m) {
+    throw new BadInputError(`not a fraction or a percent: ${JSON.stringify(text)}`, {
+      subject,
+      hint: "write 10% or 0.10",
+    });
+  }
+  const v = Number(m[1]);
+  if (m[2]) return v / 100;
+  if (v > 1) {
+    throw new BadInputError(`${text} is ambiguous: a fraction above 1 or a percent without %`, {
+      subject,
+      hint: `write ${v}% or ${v / 100}`,
+    });
+  }
+  return v;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,234 @@
+/**
+ * One verdict per run: absolute targets, the run's own health (aborted tests, error rate) and the baseline comparison,
+ * each a Check with a one-line reason; overall = the worst check. Pure: data in, data out.
+ */
+import type { Check, Results, TestResult, Verdict, VerdictLevel } from "../measure/results.js";
+import { BadInputError } from "../util/errors.js";
+import { type Baseline, baselineDifferences, describeDifferences } from "./baseline.js";
+import { type CompareOptions, compareTests } from "./compare.js";
+import { formatChange, formatPercent, formatValue } from "./format.js";
+import { type Policy, type PolicyInput, resolvePolicy } from "./policy.js";
+import { evaluateTarget, measuredMetrics, parseTarget, type Target, type TargetSpec } from "./targets.js";
+
+export interface JudgeInput {
+  results: Results;
+  /** The matching baseline (findBaseline); its environment is checked again here, never compared blindly. */
+  baseline?: Baseline & { file?: string };
+  /** Absolute targets: expressions (`ttft_p95_ms < 200`) or parsed targets. */
+  targets?: ReadonlyArray<TargetSpec | Target>;
+  policy?: Policy | PolicyInput;
+  options?: CompareOptions;
+}
+
+const RANK: Record<VerdictLevel, number> = { pass: 0, warn: 1, fail: 2 };
+
+export function judge(input: JudgeInput): Verdict {
+  const policy = resolvePolicy(input.policy as PolicyInput);
+  const { results } = input;
+  const targets = (input.targets ?? []).map((t, i) =>
+    typeof t === "object" && "metric" in t ? t : parseTarget(t, `targets[${i}]`),
+  );
+  const checks: Check[] = [];
+
+  for (const test of results.tests) checks.push(...runChecks(test, policy, targets));
+
+  for (const target of targets) {
+    let applied = 0;
+    for (const test of results.tests) {
+      const c = evaluateTarget(target, test, policy.targetWarnMargin);
+      if (c) {
+        checks.push(c);
+        applied++;
+      }
+    }
+    if (applied === 0) {
+      const where = target.test ? `test ${target.test}` : "any test";
+      const inTest = target.test ? results.tests.filter((t) => t.name === target.test) : results.tests;
+      throw new BadInputError(`target "${target.expression}": ${where} did not measure ${target.metric}`, {
+        subject: "targets",
+        hint:
+          inTest.length === 0 && target.test
+            ? `tests in this run: ${results.tests.map((t) => t.name).join(", ")}`
+            : `metrics measured: ${measuredMetrics(inTest).join(", ")}`,
+      });
+    }
+  }
+
+  if (input.baseline) {
+    const b = input.baseline;
+    const name = b.file ?? b.name;
+    const diffs = baselineDifferences(b.results, results);
+    if (diffs.length > 0) {
+      checks.push({
+        test: "*",
+        metric: "*",
+        source: "baseline",
+        verdict: "warn",
+        reason: `not comparable with baseline ${name}: ${describeDifferences(diffs)}; baseline comparison skipped`,
+      });
+    } else {
+      checks.push(...compareTests(b.results, results, policy, input.options));
+    }
+  }
+  return summarize(checks, input.baseline ? (input.baseline.file ?? input.baseline.name) : undefined);
+}
+
+/**
+ * `tokengate compare --baseline A.json --candidate B.json`: the baseline comparison alone. Unlike judge(), it compares
+ * even when the environments differ, because the user asked for exactly these two files (an A/B of server flags is
+ * the usual reason); the difference is a warn check and leads the reason, so it is never silent.
+ */
+export function compareResults(
+  baseline: Results,
+  candidate: Results,
+  policyInput: Policy | PolicyInput = {},
+  options: CompareOptions = {},
+): Verdict {
+  const policy = resolvePolicy(policyInput as PolicyInput);
+  const checks: Check[] = [];
+  const diffs = baselineDifferences(baseline, candidate);
+  if (diffs.length > 0) {
+    checks.push({
+      test: "*",
+      metric: "*",
+      source: "baseline",
+      verdict: "warn",
+      reason: `environments differ, compared as asked: ${describeDifferences(diffs)}`,
+    });
+  }
+  const compared = compareTests(baseline, candidate, policy, options);
+  if (!compared.some((c) => c.metric !== "*")) {
+    const only = (a: Results, b: Results) =>
+      a.tests.filter((t) => !b.tests.some((u) => u.name === t.name)).map((t) => t.name);
+    const differing = compared.filter((c) => c.metric === "*").map((c) => c.reason);
+    throw new BadInputError(`nothing to compare: the two results share no comparable test (${differing.join("; ")})`, {
+      subject: "--candidate",
+      hint: `baseline tests: ${baseline.tests.map((t) => t.name).join(", ") || "none"} (only there: ${only(baseline, candidate).join(", ") || "none"}); candidate tests: ${candidate.tests.map((t) => t.name).join(", ") || "none"}. Compare results of the same suite`,
+    });
+  }
+  return summarize([...checks, ...compared], "baseline");
+}
+
+/** Aborted tests fail; the error rate is gated absolutely (a relative change of 0 errors means nothing). */
+function runChecks(test: TestResult, policy: Policy, targets: readonly Target[]): Check[] {
+  const out: Check[] = [];
+  if (test.aborted) {
+    out.push({ test: test.name, metric: "*", source: "run", verdict: "fail", reason: `test aborted: ${test.aborted}` });
+  }
+  const hasErrorTarget = targets.some((t) => t.metric === "error_rate" && (!t.test || t.test === test.name));
+  const { attempted, failed } = test.requests ?? { attempted: 0, failed: 0 };
+  if (!hasErrorTarget && attempted > 0) {
+    const rate = failed / attempted;
+    const { warn, fail } = policy.errorRate;
+    const verdict: VerdictLevel = rate >= fail && rate > 0 ? "fail" : rate > warn ? "warn" : "pass";
+    const head = `error rate ${formatValue(rate, "ratio")} (${failed} of ${attempted} requests failed)`;
+    const reason =
+      verdict === "fail"
+        ? `${head}: at or above fail ${formatPercent(fail)}`
+        : verdict === "warn"
+          ? `${head}: above warn ${formatPercent(warn)}`
+          : head;
+    out.push({ test: test.name, metric: "error_rate", source: "run", verdict, value: rate, reference: fail, reason });
+  }
+  return out;
+}
+
+/** Overall = the worst check; the reason names the first check at that level and counts the rest. */
+export function summarize(checks: Check[], baselineName?: string): Verdict {
+  const overall = checks.reduce<VerdictLevel>((w, c) => (RANK[c.verdict] > RANK[w] ? c.verdict : w), "pass");
+  const at = checks.filter((c) => c.verdict === overall);
+  const count = (v: VerdictLevel) => checks.filter((c) => c.verdict === v).length;
+  if (checks.length === 0) {
+    return { overall, checks, reason: "pass: nothing to check (no targets and no baseline)" };
+  }
+  if (overall === "pass") {
+    const nb = checks.filter((c) => c.source === "baseline").length;
+    const nt = checks.filter((c) => c.source === "target").length;
+    const parts = [nb ? `${nb} vs baseline${baselineName ? ` ${baselineName}` : ""}` : "", nt ? `${nt} targets` : ""];
+    const what = parts.filter(Boolean).join(", ");
+    return { overall, checks, reason: `pass: ${checks.length} checks passed${what ? ` (${what})` : ""}` };
+  }
+  // Cite the worst regression at this level, so the one line names what matters most.
+  const first = [...at].sort((a, b) => worseOf(b) - worseOf(a))[0]!;
+  const where = first.test === "*" ? "" : `${first.test}: `;
+  const others: string[] = [];
+  if (at.length > 1) others.push(`${at.length - 1} more ${overall}`);
+  if (overall === "fail" && count("warn") > 0) others.push(`${count("warn")} warn`);
+  return {
+    overall,
+    checks,
+    reason: `${overall}: ${where}${first.reason}${others.length ? ` (+${others.join(", ")})` : ""}`,
+  };
+}
+
+function worseOf(c: Check): number {
+  const ch = c.comparison?.change;
+  if (ch === undefined) return c.source === "baseline" ? -1 : 0.5;
+  return Math.abs(ch);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Confirmation rerun
+
+export interface ConfirmationPlan {
+  /** True when the pipeline should rerun before failing. */
+  needed: boolean;
+  /** Tests to rerun (the ones with failing baseline checks). */
+  tests: string[];
+  reason: string;
+}
+
+/**
+ * Whether a verdict should be confirmed by a rerun before it fails. Only baseline-comparison fails are confirmed:
+ * targets and error rates are absolute, and a rerun cannot make a crash untrue. A verdict that already went through
+ * confirmation is not confirmed again.
+ */
+export function planConfirmation(verdict: Verdict, policyInput: Policy | PolicyInput = {}): ConfirmationPlan {
+  const policy = resolvePolicy(policyInput as PolicyInput);
+  const fails = verdict.checks.filter(
+    (c) => c.source === "baseline" && c.verdict === "fail" && !c.comparison?.confirmation,
+  );
+  const tests = [...new Set(fails.map((c) => c.test))];
+  if (!policy.confirmFails) return { needed: false, tests: [], reason: "confirmation reruns are off" };
+  if (tests.length === 0) return { needed: false, tests: [], reason: "no unconfirmed baseline fail" };
+  return {
+    needed: true,
+    tests,
+    reason: `rerun ${tests.join(", ")} to confirm ${fails.length} failing comparison${fails.length === 1 ? "" : "s"} before failing`,
+  };
+}
+
+/**
+ * Merges a rerun's verdict (the failing tests rerun, judged against the same baseline) into the first one. A fail
+ * stands when the rerun shows a significant regression of at least the warn threshold on the same metric (fail, or a
+ * significant warn); otherwise it becomes warn "not confirmed". Requiring a full second fail would square the
+ * detection rate too (0.8 -> 0.64); this rule keeps most of it while a chance fail rarely repeats.
+ */
+export function applyConfirmation(first: Verdict, rerun: Verdict, policyInput: Policy | PolicyInput = {}): Verdict {
+  const policy = resolvePolicy(policyInput as PolicyInput);
+  const checks = first.checks.map((c): Check => {
+    if (c.source !== "baseline" || c.verdict !== "fail" || !c.comparison || c.comparison.confirmation) return c;
+    const again = rerun.checks.find((r) => r.source === "baseline" && r.test === c.test && r.metric === c.metric);
+    const significantRegression =
+      again?.comparison !== undefined &&
+      (again.verdict === "fail" ||
+        (again.verdict === "warn" &&
+          !again.comparison.inconclusive &&
+          (again.comparison.pAdjusted ?? 1) <= policy.alpha));
+    const rerunText = again?.comparison ? `rerun ${formatChange(again.comparison.change)}` : "not measured on rerun";
+    if (significantRegression) {
+      return {
+        ...c,
+        reason: `${c.reason}; confirmed: ${rerunText}`,
+        comparison: { ...c.comparison, confirmation: "confirmed" },
+      };
+    }
+    return {
+      ...c,
+      verdict: "warn",
+      reason: `${c.reason}; not confirmed: ${rerunText}${again ? ` (${again.verdict})` : ""}`,
+      comparison: { ...c.comparison, confirmation: "not-confirmed" },
+    };
+  });
+  return summarize(checks);
+}

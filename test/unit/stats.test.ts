@@ -1,0 +1,150 @@
+import { describe, expect, it } from "vitest";
+import {
+  binomial,
+  bootstrapMedianRatio,
+  holmAdjust,
+  mannWhitney,
+  midranks,
+  minOneSidedP,
+  seededNormal,
+  seededRandom,
+  trialsNeeded,
+} from "../../src/analysis/stats.js";
+
+describe("mannWhitney against published values", () => {
+  // scipy.stats.mannwhitneyu docs: males vs females, U1 = 17, exact p = 0.1111, asymptotic p = 0.11134688653314041.
+  const males = [19, 22, 16, 29, 24];
+  const females = [20, 11, 17, 12];
+
+  it("matches scipy's exact example", () => {
+    const r = mannWhitney(females, males, "two-sided");
+    expect(r.method).toBe("exact");
+    expect(r.u).toBe(17);
+    expect(r.pValue).toBeCloseTo(0.1111111111, 9);
+  });
+
+  it("matches scipy's asymptotic example (tie and continuity corrected)", () => {
+    const r = mannWhitney(females, males, "two-sided", "normal");
+    expect(r.method).toBe("normal");
+    expect(r.pValue).toBeCloseTo(0.11134688653314041, 12);
+  });
+
+  it("matches R's wilcox.test example (Hollander & Wolfe): W = 35, p = 0.1272 one-sided", () => {
+    const x = [0.8, 0.83, 1.89, 1.04, 1.45, 1.38, 1.91, 1.64, 0.73, 1.46];
+    const y = [1.15, 0.88, 0.9, 0.74, 1.21];
+    const r = mannWhitney(y, x, "greater");
+    expect(r.u).toBe(35);
+    expect(r.pValue).toBeCloseTo(0.1272, 4);
+  });
+
+  it("gives 1/C(10,5) one-sided and twice that two-sided for fully separated 5 vs 5", () => {
+    const lo = [1, 2, 3, 4, 5];
+    const hi = [6, 7, 8, 9, 10];
+    expect(mannWhitney(lo, hi, "greater").pValue).toBeCloseTo(1 / 252, 12);
+    expect(mannWhitney(lo, hi, "two-sided").pValue).toBeCloseTo(2 / 252, 12);
+    expect(mannWhitney(lo, hi, "less").pValue).toBeCloseTo(1, 12);
+    expect(minOneSidedP(5, 5)).toBeCloseTo(1 / 252, 12);
+    expect(binomial(10, 5)).toBe(252);
+  });
+
+  it("stays exact with ties (enumerated by hand)", () => {
+    // Pooled [1, 2, 2, 3] has mid-ranks [1, 2.5, 2.5, 4]; candidate {2, 3} has rank sum 6.5; 2 of the 6 subsets of
+    // size 2 reach 6.5.
+    expect(midranks([1, 2, 2, 3])).toEqual([1, 2.5, 2.5, 4]);
+    const r = mannWhitney([1, 2], [2, 3], "greater");
+    expect(r.w).toBe(6.5);
+    expect(r.pValue).toBeCloseTo(1 / 3, 12);
+  });
+
+  it("exact and normal agree for moderate samples", () => {
+    const normal = seededNormal(seededRandom(3));
+    const x = Array.from({ length: 25 }, () => normal());
+    const y = Array.from({ length: 25 }, () => normal() + 0.5);
+    const exact = mannWhitney(x, y, "greater", "exact").pValue;
+    const approx = mannWhitney(x, y, "greater", "normal").pValue;
+    expect(Math.abs(exact - approx)).toBeLessThan(0.005);
+  });
+
+  it("is valid under the null: about alpha of one-sided tests reject at 5 vs 5", () => {
+    const normal = seededNormal(seededRandom(11));
+    let rejects = 0;
+    const n = 2000;
+    for (let i = 0; i < n; i++) {
+      const x = Array.from({ length: 5 }, () => normal());
+      const y = Array.from({ length: 5 }, () => normal());
+      if (mannWhitney(x, y, "greater").pValue <= 0.05) rejects++;
+    }
+    // Exact test is conservative at this size: P(p <= 0.05) = 0.0476 under H0.
+    expect(rejects / n).toBeGreaterThan(0.03);
+    expect(rejects / n).toBeLessThan(0.065);
+  });
+});
+
+describe("holmAdjust", () => {
+  it("matches R's p.adjust(method = 'holm')", () => {
+    expect(holmAdjust([0.01, 0.04, 0.03, 0.005])).toEqual([0.03, 0.06, 0.06, 0.02]);
+    expect(holmAdjust([0.5])).toEqual([0.5]);
+    expect(holmAdjust([])).toEqual([]);
+  });
+});
+
+describe("bootstrapMedianRatio", () => {
+  const x = [100, 101, 99, 102, 98];
+  const y = [115, 114, 116, 113, 117];
+
+  it("brackets the ratio of medians and is reproducible from its seed", () => {
+    const a = bootstrapMedianRatio(x, y, { resamples: 2000, level: 0.95, random: seededRandom(1) });
+    const b = bootstrapMedianRatio(x, y, { resamples: 2000, level: 0.95, random: seededRandom(1) });
+    expect(a).toEqual(b);
+    expect(a.ratio).toBeCloseTo(1.15, 12);
+    expect(a.low).toBeLessThanOrEqual(a.ratio);
+    expect(a.high).toBeGreaterThanOrEqual(a.ratio);
+    expect(a.low).toBeGreaterThan(1.1);
+    expect(a.high).toBeLessThan(1.2);
+    expect(a.resamples).toBe(2000);
+  });
+
+  it("widens with noise", () => {
+    const noisy = [80, 120, 95, 130, 70];
+    const tight = bootstrapMedianRatio(x, y, { resamples: 1000, level: 0.95, random: seededRandom(2) });
+    const wide = bootstrapMedianRatio(noisy, y, { resamples: 1000, level: 0.95, random: seededRandom(2) });
+    expect(wide.high - wide.low).toBeGreaterThan(3 * (tight.high - tight.low));
+  });
+
+  it("treats a zero baseline as an infinite increase, and 0/0 as no change", () => {
+    const r = bootstrapMedianRatio([0, 0, 0], [0, 0, 0], { resamples: 100, level: 0.9, random: seededRandom(1) });
+    expect(r.ratio).toBe(1);
+  });
+});
+
+describe("trialsNeeded", () => {
+  it("asks for more trials when noise is larger relative to the change", () => {
+    const base = [100, 102, 98, 101, 99];
+    const calm = trialsNeeded(base, [106, 108, 104, 107, 105], { alphaEach: 0.05 / 8, minTrials: 5 });
+    const noisy = trialsNeeded([90, 110, 95, 105, 100], [96, 116, 101, 111, 106], {
+      alphaEach: 0.05 / 8,
+      minTrials: 5,
+    });
+    expect(noisy.perSide).toBeGreaterThan(calm.perSide);
+    expect(noisy.limitedBy).toBe("noise");
+  });
+
+  it("never asks for fewer than the rank test can resolve", () => {
+    // 1 / C(2n, n) <= 0.05 / 100 needs n >= 7 (C(14, 7) = 3432).
+    const r = trialsNeeded([100, 100.1], [200, 200.1], { alphaEach: 0.0005, minTrials: 2 });
+    expect(r.perSide).toBe(7);
+    expect(r.limitedBy).toBe("rank-test resolution");
+  });
+});
+
+describe("seededRandom", () => {
+  it("repeats for one seed and differs across seeds", () => {
+    const a = seededRandom(42);
+    const b = seededRandom(42);
+    const c = seededRandom("42:other");
+    const sa = [a(), a(), a()];
+    expect([b(), b(), b()]).toEqual(sa);
+    expect([c(), c(), c()]).not.toEqual(sa);
+    for (const v of sa) expect(v >= 0 && v < 1).toBe(true);
+  });
+});
