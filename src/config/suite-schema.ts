@@ -10,7 +10,16 @@ const api = z
   .enum(["completion", "openai-completions", "openai-chat"])
   .describe("Request API: llama-server /completion, /v1/completions or /v1/chat/completions");
 const targetExpr = z
-  .string()
+  .union([
+    z.string(),
+    z
+      .object({
+        expression: z.string(),
+        test: z.string().optional().describe("Only this test (default: every test that measured the metric)"),
+        warnMargin: z.number().min(0).max(1).optional().describe("Warn when within this fraction of the threshold"),
+      })
+      .strict(),
+  ])
   .describe("An absolute target like `ttft_p95_ms < 200`, `requests_per_s > 100`, `error_rate < 0.01`");
 
 export const requestSchema = z

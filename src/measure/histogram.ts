@@ -75,6 +75,9 @@ export function summarize(values: number[], h: Histogram = histogramOf(values)):
     if (v > max) max = v;
   }
   const mean = sum / n;
+  // HDR returns a bucket's highest equivalent value (up to 0.1% above the sample); clamping to the exact min/max
+  // keeps percentiles inside the data (one sample of 100 ms reads 100, not 100.03).
+  const pct = (p: number) => Math.min(max, Math.max(min, valueAtPercentile(h, p)));
   let ss = 0;
   for (const v of values) ss += (v - mean) ** 2;
   return {
@@ -83,10 +86,10 @@ export function summarize(values: number[], h: Histogram = histogramOf(values)):
     // Sample standard deviation (n-1): these are samples of the server's behaviour, not the whole population.
     stddev: n > 1 ? Math.sqrt(ss / (n - 1)) : 0,
     min,
-    p50: valueAtPercentile(h, 50),
-    p90: valueAtPercentile(h, 90),
-    p95: valueAtPercentile(h, 95),
-    p99: valueAtPercentile(h, 99),
+    p50: pct(50),
+    p90: pct(90),
+    p95: pct(95),
+    p99: pct(99),
     max,
   };
 }

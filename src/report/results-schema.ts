@@ -1,0 +1,158 @@
+import { z } from "zod";
+import { RESULTS_SCHEMA_VERSION, type Results } from "../measure/results.js";
+
+/**
+ * results.json as a zod schema: validates results and baselines read back from disk (hand-edited, truncated or from
+ * another version), and generates schema/results.schema.json. Kept in step with the interfaces in
+ * src/measure/results.ts by the type assertion at the bottom: a field added there and not here fails to compile.
+ * `null` is accepted where numbers are expected because JSON has no NaN (a metric with no samples is written as null).
+ */
+const num = z
+  .number()
+  .nullable()
+  .transform((v) => (v === null ? Number.NaN : v));
+
+const summary = z.object({
+  count: z.number().int().min(0),
+  mean: num,
+  stddev: num,
+  min: num,
+  p50: num,
+  p90: num,
+  p95: num,
+  p99: num,
+  max: num,
+});
+
+const metric = z.object({
+  unit: z.string(),
+  better: z.enum(["lower", "higher"]),
+  summary,
+  histogram: z.string().optional(),
+  trials: z.array(summary),
+  aliases: z
+    .object({ vllm: z.string().optional(), guidellm: z.string().optional(), aiperf: z.string().optional() })
+    .optional(),
+});
+
+const requests = z.object({
+  attempted: z.number().int().min(0),
+  succeeded: z.number().int().min(0),
+  failed: z.number().int().min(0),
+  errors: z.partialRecord(
+    z.enum(["connect", "http", "timeout", "stream", "parse", "cancelled", "shortfall"]),
+    z.number().int(),
+  ),
+  shortfalls: z.number().int().min(0),
+});
+
+const test = z.object({
+  name: z.string(),
+  kind: z.string(),
+  params: z.record(z.string(), z.unknown()),
+  metrics: z.record(z.string(), metric),
+  scenarios: z.array(
+    z.object({
+      name: z.string(),
+      params: z.record(z.string(), z.unknown()),
+      metrics: z.record(z.string(), metric),
+      requests,
+    }),
+  ),
+  requests,
+  crossCheck: z
+    .object({
+      ttftMinusServerPromptMsP50: z.number().optional(),
+      decodeRateRatioP50: z.number().optional(),
+      samples: z.number().int(),
+    })
+    .optional(),
+  windowS: num,
+  trials: z.number().int().min(0),
+  extra: z.record(z.string(), z.unknown()).optional(),
+  aborted: z.string().optional(),
+});
+
+const verdictLevel = z.enum(["pass", "warn", "fail"]);
+
+export const resultsSchema = z.object({
+  schemaVersion: z.literal(RESULTS_SCHEMA_VERSION),
+  tool: z.object({ name: z.literal("tokengate"), version: z.string() }),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  suite: z.object({ name: z.string(), file: z.string().optional(), sha256: z.string() }),
+  environment: z.object({
+    os: z.string(),
+    arch: z.string(),
+    cpuModel: z.string(),
+    cpuCount: z.number().int(),
+    memoryBytes: z.number(),
+    node: z.string(),
+    gpus: z.array(z.object({ name: z.string(), driver: z.string().optional(), memoryMiB: z.number().optional() })),
+    cuda: z.string().optional(),
+    target: z.object({
+      kind: z.enum(["in-process", "llama-server", "external"]),
+      build: z.string().optional(),
+      serverFlags: z.array(z.string()),
+      model: z
+        .object({
+          path: z.string().optional(),
+          sha256: z.string().optional(),
+          architecture: z.string().optional(),
+          shape: z.record(z.string(), z.number()).optional(),
+          quantization: z.string().optional(),
+          sizeBytes: z.number().optional(),
+          synthetic: z.boolean().optional(),
+          vocab: z.string().optional(),
+        })
+        .optional(),
+      details: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
+    }),
+  }),
+  tests: z.array(test),
+  verdict: z.object({
+    overall: verdictLevel,
+    reason: z.string(),
+    checks: z.array(
+      z.object({
+        test: z.string(),
+        metric: z.string(),
+        source: z.enum(["target", "baseline", "run"]),
+        verdict: verdictLevel,
+        value: z.number().optional(),
+        reference: z.number().optional(),
+        reason: z.string(),
+        comparison: z
+          .object({
+            change: z.number(),
+            ciLow: z.number().optional(),
+            ciHigh: z.number().optional(),
+            ciLevel: z.number().optional(),
+            pValue: z.number().optional(),
+            pAdjusted: z.number().optional(),
+            requestPValue: z.number().optional(),
+            trials: z.object({ baseline: z.number().int(), candidate: z.number().int() }),
+            inconclusive: z.boolean().optional(),
+            moreTrials: z.number().optional(),
+            confirmation: z.enum(["confirmed", "not-confirmed"]).optional(),
+          })
+          .optional(),
+      }),
+    ),
+  }),
+});
+
+// Compile-time check that the schema and the interfaces agree: parsed output is a Results, and every key of the
+// interfaces' optional parts is present in the schema (assignability alone would not catch a forgotten optional field).
+type Parsed = z.output<typeof resultsSchema>;
+type Check = Results["verdict"]["checks"][number];
+type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never] ? true : false;
+const _parsedIsResults: (r: Parsed) => Results = (r) => r;
+const _checkKeys: SameKeys<Check, Parsed["verdict"]["checks"][number]> = true;
+const _comparisonKeys: SameKeys<
+  NonNullable<Check["comparison"]>,
+  NonNullable<Parsed["verdict"]["checks"][number]["comparison"]>
+> = true;
+const _testKeys: SameKeys<Results["tests"][number], Parsed["tests"][number]> = true;
+const _envKeys: SameKeys<Results["environment"], Parsed["environment"]> = true;
+void [_parsedIsResults, _checkKeys, _comparisonKeys, _testKeys, _envKeys];

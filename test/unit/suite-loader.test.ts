@@ -1,0 +1,72 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { defaultSuitePath, loadSuite } from "../../src/config/suite-loader.js";
+import { BadInputError } from "../../src/util/errors.js";
+
+const dir = mkdtempSync(join(tmpdir(), "tg-suite-"));
+function suiteFile(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+function errorOf(fn: () => unknown): BadInputError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof BadInputError) return e;
+    throw e;
+  }
+  throw new Error("expected a BadInputError");
+}
+
+describe("suite files", () => {
+  it("loads the shipped default suite with defaults filled in", () => {
+    const { suite, sha256 } = loadSuite(defaultSuitePath());
+    expect(suite.name).toBe("quick");
+    expect(suite.tests.map((t) => t.kind)).toEqual(["latency", "throughput"]);
+    expect(suite.request.ignoreEos).toBe(true);
+    expect(sha256).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it("accepts JSON as well as YAML", () => {
+    const { suite } = loadSuite(
+      suiteFile("s.json", JSON.stringify({ tests: [{ kind: "throughput", concurrency: 2 }] })),
+    );
+    expect(suite.tests[0]).toMatchObject({ kind: "throughput", concurrency: 2, requests: 32 });
+  });
+
+  it("names the file, the field path and the value of a bad field", () => {
+    const f = suiteFile("bad.yml", "tests:\n  - kind: throughput\n    concurrency: -3\n");
+    const e = errorOf(() => loadSuite(f));
+    expect(e.subject).toBe(f);
+    expect(e.message).toContain("tests[0].concurrency");
+    expect(e.message).toContain("-3");
+    expect(e.hint).toContain("kind: latency");
+    expect(e.exitCode).toBe(2);
+  });
+
+  it("says which field is unknown (a typo) and which test kind does not exist", () => {
+    expect(
+      errorOf(() => loadSuite(suiteFile("typo.yml", "tests:\n  - kind: latency\n    repetiions: 3\n"))).message,
+    ).toContain("unknown field `repetiions`");
+    expect(errorOf(() => loadSuite(suiteFile("kind.yml", "tests:\n  - kind: soak\n"))).message).toContain(
+      "unknown test kind",
+    );
+  });
+
+  it("reports YAML syntax errors with a line number, and a missing file with an example", () => {
+    expect(errorOf(() => loadSuite(suiteFile("syntax.yml", "tests: [\n  - kind: latency\n"))).message).toMatch(
+      /not valid YAML at line \d+/,
+    );
+    const missing = errorOf(() => loadSuite(join(dir, "nope.yml")));
+    expect(missing.message).toBe("suite file not found");
+    expect(missing.hint).toContain("--suite");
+  });
+
+  it("rejects two tests with the same name", () => {
+    const e = errorOf(() => loadSuite(suiteFile("dup.yml", "tests:\n  - kind: latency\n  - kind: latency\n")));
+    expect(e.message).toContain('"latency" is used twice');
+  });
+});
