@@ -325,7 +325,9 @@ export function compareEnvironments(
 
 /** `GPU differs (baseline NVIDIA H200, run NVIDIA A100); CUDA differs (baseline 12.8, run 13.0)`. */
 export function describeDifferences(diffs: readonly FingerprintDifference[]): string {
-  return diffs.map((d) => `${d.label} differs (baseline ${d.baseline}, run ${d.run})`).join("; ");
+  return diffs
+    .map((d) => `${d.label} ${d.label.endsWith("flags") ? "differ" : "differs"} (baseline ${d.baseline}, run ${d.run})`)
+    .join("; ");
 }
 
 function show(v: unknown): string {
@@ -392,7 +394,7 @@ function flagDifferences(a: readonly string[], b: readonly string[]): { baseline
     left.push(va === undefined ? `no ${n}` : `${n}${va ? ` ${va}` : ""}`);
     right.push(vb === undefined ? `no ${n}` : `${n}${vb ? ` ${vb}` : ""}`);
   }
-  return left.length ? { baseline: left.join(" "), run: right.join(" ") } : undefined;
+  return left.length ? { baseline: left.join(" + "), run: right.join(" + ") } : undefined;
 }
 
 /** Differences that make `baseline` not comparable with `run`, suite included. Empty when comparable. */

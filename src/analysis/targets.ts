@@ -51,8 +51,8 @@ export function parseTarget(spec: TargetSpec, subject = "target"): Target {
   };
   const m = EXPRESSION.exec(text);
   if (!m) {
-    if (!/(<|>|≤|≥)/.test(text)) fail("no comparison (<, <=, >, >=)");
     if (/==|!=|=/.test(text.replace(/<=|>=/g, ""))) fail("only <, <=, > and >= compare");
+    if (!/(<|>|≤|≥)/.test(text)) fail("no comparison (<, <=, >, >=)");
     fail("expected a metric name, an operator and a number");
   }
   const [, name, rawOp, rawNumber, numberUnit] = m as unknown as [string, string, string, string, string | undefined];

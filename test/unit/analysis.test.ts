@@ -1,0 +1,308 @@
+import { describe, expect, it } from "vitest";
+import type { Baseline } from "../../src/analysis/baseline.js";
+import { compareTests } from "../../src/analysis/compare.js";
+import { resolvePolicy } from "../../src/analysis/policy.js";
+import { applyConfirmation, compareResults, judge, planConfirmation } from "../../src/analysis/verdict.js";
+import type { Check, Results } from "../../src/measure/results.js";
+import { BadInputError } from "../../src/util/errors.js";
+import { syntheticRun } from "./analysis-fixtures.js";
+
+function asBaseline(results: Results, name = "h200"): Baseline & { file: string } {
+  return {
+    baselineVersion: 1,
+    name,
+    createdAt: "2026-11-29T00:00:00Z",
+    source: {},
+    results,
+    file: `baselines/${name}.json`,
+  };
+}
+
+const baselineChecks = (v: { checks: Check[] }) => v.checks.filter((c) => c.source === "baseline" && c.metric !== "*");
+
+describe("judge against a baseline", () => {
+  it("identical distributions never fail across 300 seeds, and mostly pass", () => {
+    let fails = 0;
+    let passes = 0;
+    const n = 300;
+    for (let seed = 0; seed < n; seed++) {
+      const base = syntheticRun({ seed: 2 * seed, trials: 5, noise: 0.03 });
+      const cand = syntheticRun({ seed: 2 * seed + 1, trials: 5, noise: 0.03 });
+      const v = judge({ results: cand, baseline: asBaseline(base), policy: { bootstrapResamples: 200 } });
+      if (v.overall === "fail") fails++;
+      if (v.overall === "pass") passes++;
+    }
+    expect(fails / n).toBeLessThanOrEqual(0.01);
+    expect(passes / n).toBeGreaterThan(0.7);
+  });
+
+  it("a 15% slowdown with low noise fails, with a CI and the fail threshold in the reason", () => {
+    const base = syntheticRun({ seed: 1, trials: 5, noise: 0.02 });
+    const slow = syntheticRun({ seed: 2, trials: 5, noise: 0.02, slowdown: 0.15 });
+    const v = judge({ results: slow, baseline: asBaseline(base) });
+    expect(v.overall).toBe("fail");
+    const ttft = v.checks.find((c) => c.metric === "ttft_ms.p95")!;
+    expect(ttft.verdict).toBe("fail");
+    expect(ttft.reason).toMatch(
+      /^ttft p95 \+1\d% \[95% CI \+\d+%\.\.\+\d+%\] above fail 10% \(5 vs 5 trials, p=0\.032 Holm\)$/,
+    );
+    expect(ttft.comparison).toMatchObject({ trials: { baseline: 5, candidate: 5 } });
+    expect(ttft.comparison!.pAdjusted!).toBeGreaterThan(ttft.comparison!.pValue!);
+    const tps = v.checks.find((c) => c.metric === "decode_tokens_per_s.p50")!;
+    expect(tps.verdict).toBe("fail");
+    expect(tps.reason).toMatch(/^decode tokens\/s p50 -1\d% .* below fail -10%/);
+    expect(v.reason).toMatch(/^fail: latency: .* above fail 10%/);
+  });
+
+  it("is reproducible: the same inputs give the same verdict, CI included", () => {
+    const base = syntheticRun({ seed: 1, trials: 5, noise: 0.05 });
+    const cand = syntheticRun({ seed: 2, trials: 5, noise: 0.05, slowdown: 0.05 });
+    expect(judge({ results: cand, baseline: asBaseline(base) })).toEqual(
+      judge({ results: cand, baseline: asBaseline(base) }),
+    );
+  });
+
+  it("a shift inside the noise floor passes", () => {
+    const base = syntheticRun({ seed: 1, trials: 5, noise: 0.002 });
+    const cand = syntheticRun({ seed: 2, trials: 5, noise: 0.002, slowdown: 0.01 });
+    const v = judge({ results: cand, baseline: asBaseline(base) });
+    expect(v.overall).toBe("pass");
+    const ttft = v.checks.find((c) => c.metric === "ttft_ms.p50")!;
+    // Significant (the noise is tiny) but below the noise floor: not a regression worth a reviewer's time.
+    expect(ttft.comparison!.pValue!).toBeLessThan(0.01);
+    expect(ttft.reason).toMatch(/within noise floor 2%$/);
+  });
+
+  it("an improvement passes and says so", () => {
+    const base = syntheticRun({ seed: 1, trials: 5, noise: 0.01 });
+    const fast = syntheticRun({ seed: 2, trials: 5, noise: 0.01, slowdown: -0.2 });
+    const v = judge({ results: fast, baseline: asBaseline(base) });
+    expect(v.overall).toBe("pass");
+    expect(v.checks.find((c) => c.metric === "ttft_ms.p50")!.reason).toMatch(/^ttft p50 -\d+% .*better$/);
+  });
+
+  it("too few trials warns inconclusive with the number of trials to add", () => {
+    const base = syntheticRun({ seed: 1, trials: 2, noise: 0.01 });
+    const slow = syntheticRun({ seed: 2, trials: 2, noise: 0.01, slowdown: 0.15 });
+    const v = judge({ results: slow, baseline: asBaseline(base) });
+    expect(v.overall).toBe("warn");
+    const ttft = v.checks.find((c) => c.metric === "ttft_ms.p95")!;
+    expect(ttft.verdict).toBe("warn");
+    expect(ttft.reason).toMatch(/inconclusive: 3 more trials \(2 vs 2 trials, need 5\)$/);
+    expect(ttft.comparison).toMatchObject({ inconclusive: true, moreTrials: 3 });
+  });
+
+  it("with too few trials, the per-request rank test is reported as supporting evidence only", () => {
+    const base = syntheticRun({ seed: 1, trials: 1, noise: 0.01, histograms: true });
+    const slow = syntheticRun({ seed: 2, trials: 1, noise: 0.01, slowdown: 0.15, histograms: true });
+    const v = judge({ results: slow, baseline: asBaseline(base) });
+    const ttft = v.checks.find((c) => c.metric === "ttft_ms.p50")!;
+    expect(ttft.verdict).toBe("warn");
+    expect(ttft.comparison!.requestPValue!).toBeLessThan(0.001);
+    expect(ttft.reason).toContain("per-request rank test p<0.001 (ignores run-to-run noise)");
+  });
+
+  it("a significant but not Holm-significant regression is inconclusive; alone it fails", () => {
+    // Baseline and candidate overlap in one pair: one-sided exact p = 2/252 = 0.0079 < 0.05, but Holm over the 8
+    // gated metrics needs the smallest p <= 0.05 / 8 = 0.00625.
+    const base = syntheticRun({ seed: 1, trials: 5, noise: 0.001 });
+    const cand = syntheticRun({ seed: 2, trials: 5, noise: 0.001, slowdown: 0.15 });
+    const ttft = cand.tests[0]!.metrics.ttft_ms!;
+    const sortedBase = base.tests[0]!.metrics.ttft_ms!.trials.map((t) => t.p50).sort((a, b) => a - b);
+    // Put one candidate trial just below the largest baseline trial: U = 24 of 25 in the worse direction.
+    ttft.trials[0]!.p50 = sortedBase[4]! - 0.0001;
+    for (const m of ["e2e_ms", "tpot_ms", "decode_tokens_per_s", "output_tokens_per_s", "requests_per_s"]) {
+      // Make the other metrics unchanged, so only the Holm multiplicity (m = 8) differs between the two runs below.
+      cand.tests[0]!.metrics[m] = base.tests[0]!.metrics[m]!;
+    }
+    const p50Only = judge({
+      results: cand,
+      baseline: asBaseline(base),
+      policy: { gate: [{ metric: "ttft_ms", stat: "p50" }] },
+    });
+    const alone = p50Only.checks.find((c) => c.metric === "ttft_ms.p50")!;
+    expect(alone.comparison!.pValue).toBeCloseTo(2 / 252, 10);
+    expect(alone.comparison!.pAdjusted).toBeCloseTo(2 / 252, 10);
+    expect(alone.verdict).toBe("fail");
+
+    const all = judge({ results: cand, baseline: asBaseline(base) });
+    const inFamily = all.checks.find((c) => c.metric === "ttft_ms.p50")!;
+    expect(inFamily.comparison!.pValue).toBeCloseTo(2 / 252, 10);
+    expect(inFamily.comparison!.pAdjusted!).toBeGreaterThan(0.05);
+    expect(inFamily.verdict).toBe("warn");
+    expect(inFamily.reason).toMatch(/inconclusive: \d+ more trials? \(p=0\.0\d+ Holm, needs <= 0\.05/);
+  });
+
+  it("Holm over the whole run is stricter than per test", () => {
+    const tests = ["a", "b", "c"];
+    const base = syntheticRun({ seed: 1, trials: 5, noise: 0.01, tests });
+    const slow = syntheticRun({ seed: 2, trials: 5, noise: 0.01, slowdown: 0.15, tests });
+    const perTest = judge({ results: slow, baseline: asBaseline(base) });
+    const perRun = judge({ results: slow, baseline: asBaseline(base), policy: { holmFamily: "run" } });
+    expect(perTest.overall).toBe("fail");
+    // 24 metrics at 5 vs 5 trials: the smallest achievable p (1/252) is above 0.05/24, so nothing can fail, and the
+    // verdict says why instead of passing.
+    expect(perRun.overall).toBe("warn");
+    expect(baselineChecks(perRun).every((c) => c.reason.includes("cannot go lower"))).toBe(true);
+  });
+
+  it("a fingerprint mismatch is said plainly and nothing is compared", () => {
+    const base = syntheticRun({ seed: 1, trials: 5, noise: 0.02 });
+    const other = syntheticRun({
+      seed: 2,
+      trials: 5,
+      noise: 0.02,
+      slowdown: 0.5,
+      env: { gpus: [{ name: "NVIDIA A100", driver: "580.65" }] },
+    });
+    const v = judge({ results: other, baseline: asBaseline(base) });
+    expect(v.overall).toBe("warn");
+    expect(baselineChecks(v)).toEqual([]);
+    expect(v.reason).toBe(
+      "warn: not comparable with baseline baselines/h200.json: GPU differs (baseline NVIDIA H200, run NVIDIA A100); baseline comparison skipped",
+    );
+  });
+});
+
+describe("targets, errors and aborted tests in judge", () => {
+  const run = syntheticRun({ seed: 1, trials: 3, noise: 0.01 });
+
+  it("judges targets without a baseline", () => {
+    const v = judge({ results: run, targets: ["ttft_p95_ms < 100", "requests_per_s > 1"] });
+    expect(v.overall).toBe("fail");
+    expect(v.checks.map((c) => [c.source, c.metric, c.verdict])).toEqual([
+      ["run", "error_rate", "pass"],
+      ["target", "ttft_ms.p95", "fail"],
+      ["target", "requests_per_s.mean", "pass"],
+    ]);
+    expect(v.reason).toMatch(/^fail: latency: ttft p95 \d+ ms \(target < 100 ms\): misses by [\d.]+%$/);
+  });
+
+  it("a target no test measured is bad input naming what was measured", () => {
+    let err: unknown;
+    try {
+      judge({ results: run, targets: ["itl_p95_ms < 5"] });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(BadInputError);
+    expect((err as BadInputError).message).toBe('target "itl_p95_ms < 5": any test did not measure itl_ms');
+    expect((err as BadInputError).hint).toContain("ttft_ms");
+  });
+
+  it("gates the error rate absolutely and fails aborted tests", () => {
+    const bad = syntheticRun({ seed: 1, trials: 3, noise: 0.01 });
+    bad.tests[0]!.requests = { ...bad.tests[0]!.requests, attempted: 100, failed: 2 };
+    bad.tests[0]!.aborted = "server exited with code 139";
+    const v = judge({ results: bad });
+    expect(v.checks.map((c) => c.reason)).toEqual([
+      "test aborted: server exited with code 139",
+      "error rate 2% (2 of 100 requests failed): at or above fail 1%",
+    ]);
+    expect(v.overall).toBe("fail");
+    bad.tests[0]!.requests.failed = 0;
+    bad.tests[0]!.aborted = undefined;
+    expect(judge({ results: bad }).reason).toBe("pass: 1 checks passed");
+  });
+
+  it("says so when there is nothing to check", () => {
+    expect(judge({ results: { ...run, tests: [] } }).reason).toBe(
+      "pass: nothing to check (no targets and no baseline)",
+    );
+  });
+
+  it("refuses a policy with warn above fail, naming the field", () => {
+    expect(() => judge({ results: run, policy: { warn: 0.2, fail: 0.1 } })).toThrow(BadInputError);
+    expect(() => resolvePolicy({ warn: 0.2, fail: 0.1 }, { warn: "--warn-threshold" })).toThrow(
+      expect.objectContaining({ subject: "--warn-threshold" }),
+    );
+  });
+});
+
+describe("compareResults: two results files", () => {
+  it("compares different environments as asked, and says they differ first", () => {
+    const a = syntheticRun({ seed: 1, trials: 5, noise: 0.02 });
+    const b = syntheticRun({
+      seed: 2,
+      trials: 5,
+      noise: 0.02,
+      slowdown: 0.2,
+      env: { target: { ...a.environment.target, serverFlags: ["--threads", "4", "--parallel", "4"] } },
+    });
+    const v = compareResults(a, b);
+    expect(v.overall).toBe("fail");
+    expect(v.checks[0]!.reason).toBe(
+      "environments differ, compared as asked: server flags differ (baseline --threads 8, run --threads 4)",
+    );
+    expect(baselineChecks(v).length).toBe(8);
+  });
+
+  it("says which tests differ between incompatible suites", () => {
+    const a = syntheticRun({ seed: 1, trials: 5, noise: 0.02, tests: ["latency", "throughput", "old"] });
+    const b = syntheticRun({ seed: 2, trials: 5, noise: 0.02, tests: ["latency", "throughput", "new"] });
+    b.tests[1]!.params = { ...b.tests[1]!.params, concurrency: 8 };
+    const reasons = compareTests(a, b, resolvePolicy())
+      .filter((c) => c.metric === "*")
+      .map((c) => c.reason);
+    expect(reasons).toEqual([
+      "test old is in the baseline but not in this run: not compared",
+      "test throughput not comparable: params differ (concurrency baseline 1, run 8)",
+      "test new is new: no baseline to compare with (propose one with tokengate baseline update)",
+    ]);
+  });
+
+  it("refuses two results with nothing in common, listing the tests", () => {
+    const a = syntheticRun({ seed: 1, trials: 5, noise: 0.02, tests: ["latency"] });
+    const b = syntheticRun({ seed: 2, trials: 5, noise: 0.02, tests: ["throughput"] });
+    let err: unknown;
+    try {
+      compareResults(a, b);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(BadInputError);
+    expect((err as BadInputError).message).toContain("share no comparable test");
+    expect((err as BadInputError).hint).toContain(
+      "baseline tests: latency (only there: latency); candidate tests: throughput",
+    );
+  });
+});
+
+describe("confirmation rerun", () => {
+  const base = syntheticRun({ seed: 1, trials: 5, noise: 0.02 });
+  const slow = syntheticRun({ seed: 2, trials: 5, noise: 0.02, slowdown: 0.15 });
+  const first = judge({ results: slow, baseline: asBaseline(base) });
+
+  it("asks for a rerun of the failing tests before failing", () => {
+    expect(planConfirmation(first)).toEqual({
+      needed: true,
+      tests: ["latency"],
+      reason: "rerun latency to confirm 8 failing comparisons before failing",
+    });
+    expect(planConfirmation(first, { confirmFails: false }).needed).toBe(false);
+    expect(planConfirmation(judge({ results: base, baseline: asBaseline(base) })).needed).toBe(false);
+  });
+
+  it("keeps a fail the rerun confirms", () => {
+    const rerun = judge({
+      results: syntheticRun({ seed: 3, trials: 5, noise: 0.02, slowdown: 0.15 }),
+      baseline: asBaseline(base),
+    });
+    const v = applyConfirmation(first, rerun);
+    expect(v.overall).toBe("fail");
+    const ttft = v.checks.find((c) => c.metric === "ttft_ms.p95")!;
+    expect(ttft.comparison!.confirmation).toBe("confirmed");
+    expect(ttft.reason).toMatch(/; confirmed: rerun \+1\d%$/);
+    expect(planConfirmation(v).needed).toBe(false);
+  });
+
+  it("turns a fail the rerun does not reproduce into warn", () => {
+    const rerun = judge({ results: syntheticRun({ seed: 3, trials: 5, noise: 0.02 }), baseline: asBaseline(base) });
+    const v = applyConfirmation(first, rerun);
+    expect(v.overall).toBe("warn");
+    const ttft = v.checks.find((c) => c.metric === "ttft_ms.p95")!;
+    expect(ttft.verdict).toBe("warn");
+    expect(ttft.comparison!.confirmation).toBe("not-confirmed");
+    expect(ttft.reason).toMatch(/; not confirmed: rerun [-+]?\d+(\.\d)?% \(pass\)$/);
+  });
+});

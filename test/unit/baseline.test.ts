@@ -1,0 +1,267 @@
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  compareEnvironments,
+  describeDifferences,
+  findBaseline,
+  loadBaseline,
+  loadResults,
+  normalizeServerFlags,
+  parseBaseline,
+  parseResults,
+  updateBaseline,
+} from "../../src/analysis/baseline.js";
+import { BadInputError } from "../../src/util/errors.js";
+import { environment, syntheticRun } from "./analysis-fixtures.js";
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "tokengate-baseline-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function baselineText(mutate: (b: Record<string, unknown>) => void = () => {}): string {
+  const b: Record<string, unknown> = {
+    baselineVersion: 1,
+    name: "h200",
+    createdAt: "2026-11-29T00:00:00.000Z",
+    source: { commit: "abc123" },
+    results: syntheticRun({ seed: 1, trials: 3, noise: 0.02 }),
+  };
+  mutate(b);
+  return JSON.stringify(b, null, 2);
+}
+
+function errorOf(f: () => unknown): BadInputError {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(BadInputError);
+    return e as BadInputError;
+  }
+  throw new Error("expected a BadInputError");
+}
+
+describe("parseBaseline: errors name the file and the field", () => {
+  it("reads a good baseline, turning JSON nulls back into NaN", () => {
+    const text = baselineText((b) => {
+      const r = b.results as ReturnType<typeof syntheticRun>;
+      (r.tests[0]!.metrics.ttft_ms!.trials[0] as unknown as Record<string, unknown>).p99 = null;
+    });
+    const b = parseBaseline(text, "baselines/h200.json");
+    expect(b.name).toBe("h200");
+    expect(b.file).toBe("baselines/h200.json");
+    expect(Number.isNaN(b.results.tests[0]!.metrics.ttft_ms!.trials[0]!.p99)).toBe(true);
+  });
+
+  it("truncated JSON", () => {
+    const text = baselineText();
+    const e = errorOf(() => parseBaseline(text.slice(0, text.length / 2), "baselines/h200.json"));
+    expect(e.subject).toBe("baselines/h200.json");
+    expect(e.message).toMatch(/not valid JSON .*truncated or hand-edited/);
+    expect(e.hint).toContain("tokengate baseline update");
+  });
+
+  it("an empty file", () => {
+    expect(errorOf(() => parseBaseline("  \n", "b.json")).message).toBe("is empty");
+  });
+
+  it("a hand-edited wrong type, with the path and the value found", () => {
+    const text = baselineText((b) => {
+      const r = b.results as ReturnType<typeof syntheticRun>;
+      (r.tests[0]!.metrics.ttft_ms!.summary as unknown as Record<string, unknown>).p95 = "fast";
+    });
+    const e = errorOf(() => parseBaseline(text, "baselines/h200.json"));
+    expect(e.subject).toBe("baselines/h200.json");
+    expect(e.message).toContain("results.tests[0].metrics.ttft_ms.summary.p95");
+    expect(e.message).toContain('(found "fast")');
+  });
+
+  it("a missing field", () => {
+    const text = baselineText((b) => {
+      delete (
+        (b.results as ReturnType<typeof syntheticRun>).tests[0]!.metrics.e2e_ms as unknown as Record<string, unknown>
+      ).better;
+    });
+    const e = errorOf(() => parseBaseline(text, "x.json"));
+    expect(e.message).toMatch(/results\.tests\[0\]\.metrics\.e2e_ms\.better: /);
+  });
+
+  it("a wrong baseline version, and a newer results version", () => {
+    const e = errorOf(() =>
+      parseBaseline(
+        baselineText((b) => (b.baselineVersion = 7)),
+        "x.json",
+      ),
+    );
+    expect(e.message).toBe("baselineVersion: 7 is not supported (this tokengate reads version 1)");
+    expect(e.hint).toContain("newer tokengate");
+    const r = errorOf(() =>
+      parseBaseline(
+        baselineText((b) => ((b.results as Record<string, unknown>).schemaVersion = 2)),
+        "x.json",
+      ),
+    );
+    expect(r.message).toContain("results.schemaVersion: 2 is not supported");
+  });
+
+  it("a results file given as a baseline says how to promote it", () => {
+    const e = errorOf(() =>
+      parseBaseline(JSON.stringify(syntheticRun({ seed: 1, trials: 1, noise: 0 })), "results.json"),
+    );
+    expect(e.message).toContain("this is a results file, not a baseline");
+    expect(e.hint).toContain("tokengate baseline update --from results.json");
+  });
+
+  it("parseResults accepts a baseline (compare takes either) and names fields of plain results", () => {
+    expect(parseResults(baselineText(), "b.json").suite.name).toBe("smoke");
+    const run = syntheticRun({ seed: 1, trials: 1, noise: 0 }) as unknown as Record<string, unknown>;
+    (run.environment as Record<string, unknown>).gpus = "H200";
+    const e = errorOf(() => parseResults(JSON.stringify(run), "results.json"));
+    expect(e.subject).toBe("results.json");
+    expect(e.message).toContain("environment.gpus");
+  });
+});
+
+describe("environment fingerprints", () => {
+  it("says plainly what differs", () => {
+    const a = environment();
+    const b = environment({ gpus: [{ name: "NVIDIA A100-SXM4-80GB", driver: "580.65" }], cuda: "12.8" });
+    const diffs = compareEnvironments(a, b);
+    expect(describeDifferences(diffs)).toBe(
+      "GPU differs (baseline NVIDIA H200, run NVIDIA A100-SXM4-80GB); CUDA differs (baseline 13.0, run 12.8)",
+    );
+  });
+
+  it("ignores the port, host, log file and model path, but not threads", () => {
+    const a = environment();
+    const moved = environment({
+      target: {
+        ...a.target,
+        serverFlags: [
+          "--port=5555",
+          "--host",
+          "127.0.0.1",
+          "--threads",
+          "8",
+          "--parallel",
+          "4",
+          "-m",
+          "/other/model.gguf",
+        ],
+      },
+    });
+    expect(compareEnvironments(a, moved)).toEqual([]);
+    const fewer = environment({
+      target: { ...a.target, serverFlags: ["--threads", "4", "--parallel", "4", "--flash-attn", "on"] },
+    });
+    expect(describeDifferences(compareEnvironments(a, fewer))).toBe(
+      "server flags differ (baseline no --flash-attn + --threads 8, run --flash-attn on + --threads 4)",
+    );
+  });
+
+  it("compares model identity, quantization, build and target details", () => {
+    const a = environment();
+    const b = environment({
+      target: {
+        ...a.target,
+        build: "b2-deadbee",
+        model: { sha256: "b".repeat(64), quantization: "q8_0" },
+        details: { threads: 8, slots: 8, pid: 1234 },
+      },
+    });
+    const labels = compareEnvironments(a, b).map((d) => d.label);
+    expect(labels).toEqual(["llama.cpp build", "model", "quantization", "target slots"]);
+  });
+
+  it("normalizes flags with values, switches and = forms", () => {
+    expect([...normalizeServerFlags(["--threads", "8", "--metrics", "--ctx-size=4096", "--port", "1"])]).toEqual([
+      ["--threads", "8"],
+      ["--metrics", ""],
+      ["--ctx-size", "4096"],
+    ]);
+  });
+});
+
+describe("files: update, load, find", () => {
+  it("updateBaseline writes a proposal that loads back, and reports what a reviewer should know", async () => {
+    const from = join(dir, "results.json");
+    const run = syntheticRun({ seed: 2, trials: 1, noise: 0.02 });
+    run.tests[0]!.aborted = "server died";
+    await writeFile(from, JSON.stringify(run));
+    const to = join(dir, "proposals", "cpu-smoke.json");
+    const out = await updateBaseline({
+      from,
+      to,
+      source: { commit: "abc", run: "42" },
+      now: new Date("2026-11-30T12:00:00Z"),
+    });
+    expect(out.replaced).toBe(false);
+    expect(out.warnings.join("\n")).toMatch(/aborted \(server died\)/);
+    expect(out.warnings.join("\n")).toMatch(/ran 1 trial/);
+    const back = await loadBaseline(to);
+    expect(back.name).toBe("cpu-smoke");
+    expect(back.createdAt).toBe("2026-11-30T12:00:00.000Z");
+    expect(back.source).toEqual({ resultsFile: "results.json", commit: "abc", run: "42" });
+    expect(back.results.tests[0]!.metrics.ttft_ms!.trials).toHaveLength(1);
+    expect((await readFile(to, "utf8")).endsWith("}\n")).toBe(true);
+    expect((await updateBaseline({ from, to })).replaced).toBe(true);
+  });
+
+  it("loadResults names a missing file", async () => {
+    const e = await loadResults(join(dir, "nope.json")).catch((x: unknown) => x as BadInputError);
+    expect(e).toBeInstanceOf(BadInputError);
+    expect((e as BadInputError).message).toBe("results file not found");
+  });
+
+  it("findBaseline picks the matching environment, else names the closest and its differences", async () => {
+    const bdir = join(dir, "baselines");
+    const h200 = join(bdir, "h200.json");
+    const a100 = join(bdir, "a100.json");
+    await updateBaseline({ from: await writeRun("h200-run.json", {}), to: h200 });
+    await updateBaseline({
+      from: await writeRun("a100-run.json", { gpus: [{ name: "NVIDIA A100", driver: "580.65" }] }),
+      to: a100,
+    });
+    const onH200 = await findBaseline(bdir, syntheticRun({ seed: 9, trials: 1, noise: 0 }));
+    expect(onH200.match?.file).toBe(h200);
+    expect(onH200.searched).toEqual([a100, h200]);
+    const onL4 = await findBaseline(
+      bdir,
+      syntheticRun({ seed: 9, trials: 1, noise: 0, env: { gpus: [{ name: "NVIDIA L4", driver: "580.65" }] } }),
+    );
+    expect(onL4.match).toBeUndefined();
+    expect(describeDifferences(onL4.closest!.differences)).toMatch(
+      /^GPU differs \(baseline NVIDIA (A100|H200), run NVIDIA L4\)$/,
+    );
+    expect(await findBaseline(join(dir, "no-such-dir"), syntheticRun({ seed: 1, trials: 1, noise: 0 }))).toEqual({
+      searched: [],
+    });
+  });
+
+  it("findBaseline refuses two baselines for one environment, and a broken one", async () => {
+    const bdir = join(dir, "dupes");
+    const from = await writeRun("dupe-run.json", {});
+    await updateBaseline({ from, to: join(bdir, "one.json") });
+    await updateBaseline({ from, to: join(bdir, "two.json") });
+    await expect(findBaseline(bdir, syntheticRun({ seed: 1, trials: 1, noise: 0 }))).rejects.toThrow(
+      /2 baselines match/,
+    );
+    const broken = join(dir, "broken");
+    await updateBaseline({ from, to: join(broken, "ok.json") });
+    await writeFile(join(broken, "bad.json"), '{"baselineVersion": 1, "name": "x", ');
+    await expect(findBaseline(broken, syntheticRun({ seed: 1, trials: 1, noise: 0 }))).rejects.toMatchObject({
+      subject: join(broken, "bad.json"),
+    });
+  });
+});
+
+async function writeRun(name: string, env: Parameters<typeof environment>[0]): Promise<string> {
+  const file = join(dir, name);
+  await writeFile(file, JSON.stringify(syntheticRun({ seed: 3, trials: 2, noise: 0.02, env })));
+  return file;
+}
