@@ -14,6 +14,7 @@
  */
 import type { Check, MetricResult, Results, TestResult, VerdictLevel } from "../measure/results.js";
 import { BadInputError } from "../util/errors.js";
+import { loadResults } from "./baseline.js";
 import { compareTests } from "./compare.js";
 import { type PolicyInput, resolvePolicy } from "./policy.js";
 import { seededRandom } from "./stats.js";
@@ -51,6 +52,11 @@ export interface ValidationReport {
   confirmed: { counts: Record<VerdictLevel, number>; failRate: number; warnOrFailRate: number };
   /** Per `test/metric.stat`: how often that check failed or warned (before confirmation). */
   perMetric: Record<string, { fail: number; warn: number }>;
+  /**
+   * Two-runs mode: median(all B trials) / median(all A trials) - 1 per `test/metric.stat` of the gate: the change the
+   * A/B setup really produced, to read detection rates against (a "10%" slowdown may measure 7% or 14%).
+   */
+  observedChange: Record<string, number>;
   /** How the comparisons were drawn, for the docs table. */
   method: string;
 }
@@ -146,6 +152,19 @@ export function validateVerdicts(input: ValidationInput): ValidationReport {
     }
     confirmedCounts[final.overall]++;
   }
+  const observedChange: Record<string, number> = {};
+  if (!split) {
+    for (const { ta, tb } of pairs) {
+      for (const g of policy.gate) {
+        const ma = ta.metrics[g.metric];
+        const mb = tb.metrics[g.metric];
+        if (!ma || !mb) continue;
+        const va = median(ma.trials.map((t) => t[g.stat]));
+        const vb = median(mb.trials.map((t) => t[g.stat]));
+        if (va > 0) observedChange[`${ta.name}/${g.metric}.${g.stat}`] = vb / va - 1;
+      }
+    }
+  }
   const rate = (c: Record<VerdictLevel, number>) => ({
     failRate: c.fail / comparisons,
     warnOrFailRate: (c.fail + c.warn) / comparisons,
@@ -159,10 +178,34 @@ export function validateVerdicts(input: ValidationInput): ValidationReport {
     ...rate(counts),
     confirmed: { counts: confirmedCounts, ...rate(confirmedCounts) },
     perMetric,
+    observedChange,
     method: split
       ? `${comparisons} comparisons of ${k} vs ${k} trials, each drawn without replacement from the ${na} trials of one run and split into disjoint halves`
       : `${comparisons} comparisons of ${k} vs ${k} trials, drawn without replacement from A's ${na} and B's ${nb} trials`,
   };
+}
+
+/**
+ * The harness on results files (what the lead's validation runs write): `a` and optionally `b`, each a results.json
+ * (or baseline) with many trials per test. Also reports the true change each metric shows over all trials, so the
+ * detection rate can be read against the slowdown actually produced.
+ */
+export async function validateFiles(
+  options: Omit<ValidationInput, "a" | "b"> & { a: string; b?: string },
+): Promise<ValidationReport> {
+  const a = await loadResults(options.a);
+  const b = options.b === undefined ? undefined : await loadResults(options.b);
+  const { a: _aFile, b: _bFile, ...rest } = options;
+  const input: ValidationInput = { ...rest, a };
+  if (b) input.b = b;
+  return validateVerdicts(input);
+}
+
+function median(values: readonly number[]): number {
+  const v = values.filter((x) => Number.isFinite(x)).sort((x, y) => x - y);
+  if (v.length === 0) return Number.NaN;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
 }
 
 function zeroCounts(): Record<VerdictLevel, number> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { validateVerdicts } from "../../src/analysis/validate.js";
+import { validateFiles, validateVerdicts } from "../../src/analysis/validate.js";
 import { BadInputError } from "../../src/util/errors.js";
 import { syntheticRun } from "./analysis-fixtures.js";
 
@@ -25,6 +25,7 @@ describe("validateVerdicts", () => {
     expect(r.mode).toBe("split");
     expect(r.failRate).toBeLessThanOrEqual(0.01);
     expect(r.method).toContain("split into disjoint halves");
+    expect(r.observedChange).toEqual({});
   });
 
   it("A/B with a 15% slowdown: detected as warn or fail at least 95%, as fail at least 80%", () => {
@@ -33,12 +34,31 @@ describe("validateVerdicts", () => {
     expect(r.failRate).toBeGreaterThanOrEqual(0.8);
     expect(r.confirmed.failRate).toBeGreaterThanOrEqual(0.75);
     expect(r.perMetric["latency/ttft_ms.p95"]!.fail).toBeGreaterThan(150);
+    // The slowdown the two runs really show, over all their trials.
+    expect(r.observedChange["latency/ttft_ms.p95"]).toBeGreaterThan(0.1);
+    expect(r.observedChange["latency/requests_per_s.mean"]).toBeLessThan(-0.1);
   });
 
   it("is reproducible from its seed", () => {
     const x = validateVerdicts({ a, b: b15, seed: 9, comparisons: 100 });
     const y = validateVerdicts({ a, b: b15, seed: 9, comparisons: 100 });
     expect(x).toEqual(y);
+  });
+
+  it("reads results files", async () => {
+    const { mkdtemp, rm, writeFile } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const dir = await mkdtemp(join(tmpdir(), "tokengate-validate-"));
+    try {
+      await writeFile(join(dir, "a.json"), JSON.stringify(a));
+      await writeFile(join(dir, "b.json"), JSON.stringify(b15));
+      const r = await validateFiles({ a: join(dir, "a.json"), b: join(dir, "b.json"), comparisons: 100 });
+      expect(r.mode).toBe("two-runs");
+      expect(r.warnOrFailRate).toBeGreaterThanOrEqual(0.95);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("refuses runs with too few trials or too few comparisons", () => {
