@@ -12,7 +12,11 @@ let hooksInstalled = false;
 export function registerChild(child: ChildProcess): void {
   installHooks();
   live.add(child);
-  child.once("exit", () => live.delete(child));
+  // A spawn that fails outright (ENOENT) emits "error" and "close" but never "exit": listen to all three.
+  const forget = () => live.delete(child);
+  child.once("exit", forget);
+  child.once("close", forget);
+  child.once("error", forget);
 }
 
 export function liveChildCount(): number {
