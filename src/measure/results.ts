@@ -84,6 +84,165 @@ export interface TestResult {
   extra?: Record<string, unknown>;
   /** Set when the test could not finish (server died, stalled); what was measured is kept. */
   aborted?: string;
+  /** What the server itself said during the test (llama-server `/metrics` and `/slots`); absent without `/metrics`. */
+  server?: ServerObservation;
+}
+
+/**
+ * llama-server `/metrics` counter deltas between a scrape just before and just after a test (warm-up included).
+ * Counters, not the `*_tokens_seconds` gauges: those reset on every scrape (shared/FACTS.md).
+ */
+export interface ServerCounters {
+  /** `prompt_tokens_total`: prompt tokens the server computed (cached tokens excluded). */
+  promptTokens: number;
+  /** `prompt_seconds_total`: wall time spent in prompt batches (s). */
+  promptSeconds: number;
+  /** `prompt_tokens_cached_total`: prompt tokens reused from the prompt cache. */
+  cachedPromptTokens: number;
+  /** `tokens_predicted_total`: generated tokens of requests that finished in the window. */
+  tokensPredicted: number;
+  /** `tokens_predicted_seconds_total`: generation time summed over requests (s); exceeds wall time when slots run in parallel. */
+  predictedSeconds: number;
+  /** `n_decode_total`: llama_decode() calls (prompt and generation batches; speculative excluded). */
+  decodeCalls: number;
+  /** `spec_decode_num_draft_tokens_total`, `..._accepted_tokens_total`, `..._drafts_total` (speculative decoding). */
+  draftTokens?: number;
+  draftAccepted?: number;
+  drafts?: number;
+}
+
+/** Rates derived from the counter deltas. Each is absent when its denominator is 0. */
+export interface ServerRates {
+  /** promptTokens / promptSeconds: prompt processing throughput (tok/s). */
+  promptTokensPerS?: number;
+  /** tokensPredicted / predictedSeconds: generation speed of one request (tok/s per slot). */
+  decodeTokensPerSPerSlot?: number;
+  /** tokensPredicted / window: generated tokens per second of wall time (tok/s). */
+  decodeTokensPerS?: number;
+  /** (promptTokens + tokensPredicted) / decodeCalls: tokens per llama_decode() call. */
+  tokensPerDecodeCall?: number;
+  /** Busy slots per llama_decode() call over the window (batch fill), from the cumulative gauge and n_decode deltas. */
+  busySlotsPerDecode?: number;
+  /** promptSeconds / window: share of wall time spent processing prompts (0..1). */
+  promptTimeShare?: number;
+  /** draftAccepted / draftTokens (speculative decoding). */
+  draftAcceptance?: number;
+  /** cachedPromptTokens / (promptTokens + cachedPromptTokens). */
+  promptCacheHitRatio?: number;
+}
+
+/** One sample of the server's load during a test (every ~250 ms; thinned to a bounded number for long tests). */
+export interface ServerLoadSample {
+  /** ms since the sampler started. */
+  tMs: number;
+  /** `/slots`: slots with `is_processing`. */
+  busySlots?: number;
+  /** `requests_processing` gauge. */
+  processing?: number;
+  /** `requests_deferred` gauge: requests waiting for a free slot. */
+  deferred?: number;
+}
+
+/** Slot occupancy and queueing over a test, from all samples (exact even when the timeline was thinned). */
+export interface ServerLoad {
+  samples: number;
+  /** Nominal sampling interval (ms). */
+  intervalMs: number;
+  /** Slots the server has (`/slots` length). */
+  slots?: number;
+  busySlotsMean?: number;
+  busySlotsMax?: number;
+  /** busySlotsMean / slots (0..1). */
+  occupancy?: number;
+  /** Share of samples with every slot busy (0..1). */
+  allBusyShare?: number;
+  processingMean?: number;
+  deferredMean?: number;
+  deferredMax?: number;
+  /** Share of samples with at least one deferred request (0..1). */
+  deferredShare?: number;
+  timeline: ServerLoadSample[];
+}
+
+export interface ServerObservation {
+  /** What was read: `llama-server` counters (`llamacpp:*`). */
+  source: "llama-server";
+  /** Time between the before and after scrapes (s). */
+  windowS: number;
+  counters: ServerCounters;
+  rates: ServerRates;
+  load?: ServerLoad;
+  /** Samples that failed (timeouts under load, a closed connection); the rest are still used. */
+  scrapeErrors: number;
+}
+
+/** Where a request's time went (medians, ms). Queueing = client TTFT minus the server's own prompt time. */
+export interface TimeSplit {
+  test: string;
+  e2eMs: number;
+  /** Waiting for a slot + HTTP + the first token's decode; absent without server `timings`. */
+  queueMs?: number;
+  /** Server prompt processing (TTFT minus queueing); the whole TTFT without server `timings`. */
+  promptMs: number;
+  decodeMs: number;
+}
+
+export type BottleneckKind =
+  | "client"
+  | "queueing"
+  | "prefill"
+  | "decode"
+  | "underloaded"
+  | "errors"
+  | "shortfall"
+  | "speculative"
+  | "aborted";
+
+/** One finding of src/analysis/bottleneck.ts: what limits the server in a test, with the numbers that show it. */
+export interface Bottleneck {
+  test: string;
+  kind: BottleneckKind;
+  /** high: this limits the run (or makes it untrustworthy); medium: a real cost; low: worth knowing. */
+  severity: "high" | "medium" | "low";
+  /** One line: `requests wait for a free slot`. */
+  title: string;
+  /** Lines with numbers: `client TTFT p50 84 ms vs server prompt time 12 ms: 72 ms (86%) waiting`. */
+  evidence: string[];
+}
+
+export type RecommendationKnob =
+  | "parallel"
+  | "batch-size"
+  | "kv-cache-type"
+  | "flash-attention"
+  | "quantization"
+  | "prompt-cache"
+  | "speculative"
+  | "threads"
+  | "gpu-offload"
+  | "context-size"
+  | "load"
+  | "client"
+  | "errors";
+
+/** What to try next (src/analysis/recommendations.ts), tied to the bottlenecks it addresses. */
+export interface Recommendation {
+  knob: RecommendationKnob;
+  /** `try --parallel 8 (now 4)`. */
+  action: string;
+  /** Server flags to try, when the knob is a flag: `["--parallel", "8"]`. */
+  flags?: string[];
+  /** Why, in one line. */
+  why: string;
+  evidence: string[];
+  tests: string[];
+}
+
+/** Bottleneck analysis and recommendations for a run (absent in results written before the analysis existed). */
+export interface RunAnalysis {
+  timeSplits: TimeSplit[];
+  bottlenecks: Bottleneck[];
+  recommendations: Recommendation[];
 }
 
 export interface EnvironmentFingerprint {
@@ -157,4 +316,6 @@ export interface Results {
   environment: EnvironmentFingerprint;
   tests: TestResult[];
   verdict: Verdict;
+  /** What limits the server and what to try (src/analysis/bottleneck.ts, recommendations.ts). */
+  analysis?: RunAnalysis;
 }

@@ -71,6 +71,112 @@ const test = z.object({
   trials: z.number().int().min(0),
   extra: z.record(z.string(), z.unknown()).optional(),
   aborted: z.string().optional(),
+  server: z
+    .object({
+      source: z.literal("llama-server"),
+      windowS: num,
+      counters: z.object({
+        promptTokens: z.number(),
+        promptSeconds: z.number(),
+        cachedPromptTokens: z.number(),
+        tokensPredicted: z.number(),
+        predictedSeconds: z.number(),
+        decodeCalls: z.number(),
+        draftTokens: z.number().optional(),
+        draftAccepted: z.number().optional(),
+        drafts: z.number().optional(),
+      }),
+      rates: z.object({
+        promptTokensPerS: z.number().optional(),
+        decodeTokensPerSPerSlot: z.number().optional(),
+        decodeTokensPerS: z.number().optional(),
+        tokensPerDecodeCall: z.number().optional(),
+        busySlotsPerDecode: z.number().optional(),
+        promptTimeShare: z.number().optional(),
+        draftAcceptance: z.number().optional(),
+        promptCacheHitRatio: z.number().optional(),
+      }),
+      load: z
+        .object({
+          samples: z.number().int().min(0),
+          intervalMs: z.number(),
+          slots: z.number().int().optional(),
+          busySlotsMean: z.number().optional(),
+          busySlotsMax: z.number().optional(),
+          occupancy: z.number().optional(),
+          allBusyShare: z.number().optional(),
+          processingMean: z.number().optional(),
+          deferredMean: z.number().optional(),
+          deferredMax: z.number().optional(),
+          deferredShare: z.number().optional(),
+          timeline: z.array(
+            z.object({
+              tMs: z.number(),
+              busySlots: z.number().optional(),
+              processing: z.number().optional(),
+              deferred: z.number().optional(),
+            }),
+          ),
+        })
+        .optional(),
+      scrapeErrors: z.number().int().min(0),
+    })
+    .optional(),
+});
+
+const analysis = z.object({
+  timeSplits: z.array(
+    z.object({
+      test: z.string(),
+      e2eMs: z.number(),
+      queueMs: z.number().optional(),
+      promptMs: z.number(),
+      decodeMs: z.number(),
+    }),
+  ),
+  bottlenecks: z.array(
+    z.object({
+      test: z.string(),
+      kind: z.enum([
+        "client",
+        "queueing",
+        "prefill",
+        "decode",
+        "underloaded",
+        "errors",
+        "shortfall",
+        "speculative",
+        "aborted",
+      ]),
+      severity: z.enum(["high", "medium", "low"]),
+      title: z.string(),
+      evidence: z.array(z.string()),
+    }),
+  ),
+  recommendations: z.array(
+    z.object({
+      knob: z.enum([
+        "parallel",
+        "batch-size",
+        "kv-cache-type",
+        "flash-attention",
+        "quantization",
+        "prompt-cache",
+        "speculative",
+        "threads",
+        "gpu-offload",
+        "context-size",
+        "load",
+        "client",
+        "errors",
+      ]),
+      action: z.string(),
+      flags: z.array(z.string()).optional(),
+      why: z.string(),
+      evidence: z.array(z.string()),
+      tests: z.array(z.string()),
+    }),
+  ),
 });
 
 const verdictLevel = z.enum(["pass", "warn", "fail"]);
@@ -140,6 +246,7 @@ export const resultsSchema = z.object({
       }),
     ),
   }),
+  analysis: analysis.optional(),
 });
 
 // Compile-time check that the schema and the interfaces agree: parsed output is a Results, and every key of the
@@ -155,4 +262,23 @@ const _comparisonKeys: SameKeys<
 > = true;
 const _testKeys: SameKeys<Results["tests"][number], Parsed["tests"][number]> = true;
 const _envKeys: SameKeys<Results["environment"], Parsed["environment"]> = true;
+type Server = NonNullable<Results["tests"][number]["server"]>;
+type ParsedServer = NonNullable<Parsed["tests"][number]["server"]>;
+const _serverKeys: SameKeys<Server, ParsedServer> = true;
+const _serverCounterKeys: SameKeys<Server["counters"], ParsedServer["counters"]> = true;
+const _serverRateKeys: SameKeys<Server["rates"], ParsedServer["rates"]> = true;
+const _serverLoadKeys: SameKeys<NonNullable<Server["load"]>, NonNullable<ParsedServer["load"]>> = true;
+const _sampleKeys: SameKeys<
+  NonNullable<Server["load"]>["timeline"][number],
+  NonNullable<ParsedServer["load"]>["timeline"][number]
+> = true;
+type Analysis = NonNullable<Results["analysis"]>;
+type ParsedAnalysis = NonNullable<Parsed["analysis"]>;
+const _resultsKeys: SameKeys<Results, Parsed> = true;
+const _splitKeys: SameKeys<Analysis["timeSplits"][number], ParsedAnalysis["timeSplits"][number]> = true;
+const _bottleneckKeys: SameKeys<Analysis["bottlenecks"][number], ParsedAnalysis["bottlenecks"][number]> = true;
+const _recommendationKeys: SameKeys<Analysis["recommendations"][number], ParsedAnalysis["recommendations"][number]> =
+  true;
 void [_parsedIsResults, _checkKeys, _comparisonKeys, _testKeys, _envKeys];
+void [_serverKeys, _serverCounterKeys, _serverRateKeys, _serverLoadKeys, _sampleKeys];
+void [_resultsKeys, _splitKeys, _bottleneckKeys, _recommendationKeys];
