@@ -6,12 +6,13 @@
  * - jstat: the normal distribution (CDF and quantile) for the large-sample approximation and power estimates.
  * - @stdlib/stats-padjust: Holm's step-down adjustment.
  * Hand-rolled, because no installed or registry library has them: the exact permutation distribution of the rank sum
- * under ties (small samples, where the normal approximation is poor), the seeded bootstrap of a ratio of medians, the
- * seeded random source, and the "how many more trials" estimate.
+ * under ties (small samples, where the normal approximation is poor), the seeded bootstrap of a ratio of medians
+ * and the "how many more trials" estimate.
  */
 import padjust from "@stdlib/stats-padjust";
 import jStat from "jstat";
 import { median, quantileSorted, sampleWithReplacement, wilcoxonRankSum } from "simple-statistics";
+import { createRng } from "../util/rng.js";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Seeded randomness
@@ -27,18 +28,12 @@ export function hashSeed(text: string): number {
 }
 
 /**
- * mulberry32: a small, fast 32-bit generator with a full period of 2^32; plenty for 2000-resample bootstraps and
+ * A uniform [0, 1) source from the project's seeded generator (src/util/rng.ts, sfc32), seeded by a number or a name,
  * reproducible on every platform (unlike Math.random, which cannot be seeded).
  */
 export function seededRandom(seed: number | string): () => number {
-  let a = (typeof seed === "string" ? hashSeed(seed) : seed) >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = createRng(typeof seed === "string" ? hashSeed(seed) : seed >>> 0);
+  return () => rng.next();
 }
 
 /** Standard normal draws (Box-Muller) from a seeded uniform source: for synthetic test data and simulations. */
