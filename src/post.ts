@@ -1,0 +1,21 @@
+/**
+ * Entry of the Action's post step (dist/post.js): stops processes the main step started that are still running.
+ * Runs after the job's steps even when the main step failed or was cancelled (post-if: always()).
+ */
+import * as core from "@actions/core";
+import { State } from "./config/action-inputs.js";
+import { stopOwnedProcesses } from "./publish/cleanup.js";
+
+const ownerId = core.getState(State.ownerId);
+if (ownerId === "") {
+  core.info("tokengate post: the main step started nothing (mode: report, or it stopped before running)");
+} else {
+  try {
+    await stopOwnedProcesses(ownerId, (line) => core.info(line));
+  } catch (e) {
+    // The post step must never fail a job that passed: cleanup problems are warnings.
+    core.warning(
+      `tokengate post: could not check for leftover processes: ${e instanceof Error ? e.message : String(e)}`,
+    );
+  }
+}
