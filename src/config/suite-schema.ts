@@ -42,7 +42,10 @@ export const targetSchema = z
     model: z.string().optional().describe("GGUF file; default: the embedded synthetic tiny model"),
     serverBin: z.string().optional().describe("llama-server binary; default: PATH, then the cached build"),
     url: z.string().optional().describe("external: base URL of an OpenAI-compatible server"),
-    apiKeyEnv: z.string().default("TOKENGATE_API_KEY").describe("Environment variable holding the API key"),
+    apiKeyEnv: z
+      .string()
+      .optional()
+      .describe("Environment variable holding the API key (default TOKENGATE_API_KEY; a named one must be set)"),
     serverFlags: z.array(z.string()).default([]).describe('Extra llama-server flags, e.g. ["--parallel", "4"]'),
     threads: z.number().int().positive().optional().describe("CPU threads (default: all cores)"),
     sequences: z.number().int().positive().optional().describe("in-process: parallel sequences (default 4)"),
@@ -83,7 +86,180 @@ export const throughputTestSchema = z
   })
   .strict();
 
-export const TEST_SCHEMAS = [latencyTestSchema, throughputTestSchema] as const;
+// ---------------------------------------------------------------------------------------------------------------
+// Load tests (ramp, max-load, stress, open-loop): src/suite/{ramp,max-load,stress,open-loop}.ts
+
+const name = z.string().regex(/^[A-Za-z0-9_.-]+$/);
+
+export const sloSchema = z
+  .object({
+    ttftMs: z.number().positive().optional().describe("TTFT bound (ms) per request and for the step's percentile"),
+    tpotMs: z.number().positive().optional().describe("TPOT bound (ms)"),
+    e2eMs: z.number().positive().optional().describe("End-to-end latency bound (ms)"),
+    percentile: z
+      .number()
+      .min(50)
+      .max(100)
+      .default(95)
+      .describe("A step meets the SLO when this percentile is in bounds"),
+    maxErrorRate: z.number().min(0).max(1).default(0.01).describe("Largest error rate a passing step may have"),
+  })
+  .strict()
+  .describe(
+    "Service level objective. A request is good (goodput) when it succeeded and met every latency bound; a load step " +
+      "passes when its error rate and the chosen percentile of every bounded latency are within bounds. Open loops judge " +
+      "latencies from the intended start (corrected for coordinated omission).",
+  );
+
+export const taskSchema = z
+  .object({
+    name: name.describe("Task name: the scenario in results"),
+    weight: z.number().positive().default(1).describe("Relative weight, as locust's @task(weight)"),
+    api: api.optional().describe("Default: the test's api. `completion` runs as openai-completions where unserved"),
+    prompt: z
+      .string()
+      .optional()
+      .describe("A fixed prompt (default: a synthetic prompt of promptTokens, new per request)"),
+    promptTokens: z.number().int().positive().optional(),
+    maxTokens: z.number().int().positive().optional(),
+  })
+  .strict();
+
+const thinkTime = z
+  .union([z.number().min(0), z.tuple([z.number().min(0), z.number().min(0)])])
+  .describe("Think time after each request, seconds: a constant, or [min, max] drawn uniformly (locust between)");
+
+const loadCommon = {
+  promptTokens: z.number().int().positive().default(64).describe("Prompt length of synthetic prompts (approx. tokens)"),
+  tasks: z.array(taskSchema).min(1).optional().describe("Weighted request mix (default: one task of the test's api)"),
+  drainTimeoutS: z
+    .number()
+    .positive()
+    .default(30)
+    .describe("At a graceful stop, in-flight requests get this long to finish, then are cancelled"),
+  slo: sloSchema.optional(),
+};
+
+const arrivalFields = {
+  arrivals: z
+    .enum(["constant", "poisson", "gamma"])
+    .default("poisson")
+    .describe("Open loop inter-arrival times: constant, Poisson (exponential), or gamma (burstiness)"),
+  burstiness: z.number().positive().optional().describe("gamma: shape k (vLLM's burstiness; < 1 burstier, 1 Poisson)"),
+  cv: z.number().positive().optional().describe("gamma: coefficient of variation of the gaps (k = 1/cv^2)"),
+  maxConcurrency: z.number().int().positive().optional().describe("Open loop: cap on requests in flight"),
+  whenFull: z
+    .enum(["queue", "drop"])
+    .default("queue")
+    .describe("Open loop at the cap: queue the arrival (it starts late: lag) or drop it (counted)"),
+  lateMs: z
+    .number()
+    .positive()
+    .default(10)
+    .describe("Open loop: a request sent this much after its intended start is late"),
+};
+
+const stepFields = {
+  variable: z
+    .enum(["concurrency", "rate"])
+    .default("concurrency")
+    .describe("Closed-loop users, or open-loop arrivals/s"),
+  stepDurationS: z.number().positive().default(10).describe("Measured seconds per step"),
+  stepWarmupS: z.number().min(0).default(2).describe("Unmeasured seconds at the step's load before measuring"),
+  thinkTimeS: thinkTime.default(0),
+};
+
+export const rampTestSchema = z
+  .object({
+    kind: z.literal("ramp"),
+    ...common,
+    ...loadCommon,
+    ...stepFields,
+    ...arrivalFields,
+    steps: z.array(z.number().positive()).min(1).optional().describe("Loads to step through (default [1, 2, 4, 8])"),
+    range: z
+      .object({ start: z.number().positive(), stop: z.number().positive(), step: z.number().positive() })
+      .strict()
+      .optional()
+      .describe("Instead of steps: start, start+step, ... up to stop (the seed's range(step, max + 1, step))"),
+    stopOnSloBreach: z.boolean().default(true).describe("Stop after the first step that misses the SLO"),
+    stopOnSaturation: z
+      .boolean()
+      .default(true)
+      .describe("Stop when latency and in-flight rise but throughput does not"),
+  })
+  .strict();
+
+export const maxLoadTestSchema = z
+  .object({
+    kind: z.literal("max-load"),
+    ...common,
+    ...loadCommon,
+    ...stepFields,
+    ...arrivalFields,
+    slo: sloSchema.default({ e2eMs: 1000, percentile: 95, maxErrorRate: 0.01 }),
+    start: z.number().positive().default(1).describe("First load probed; doubled until a probe misses the SLO"),
+    max: z.number().positive().default(256).describe("Highest load probed"),
+    tolerance: z
+      .number()
+      .positive()
+      .max(1)
+      .default(0.1)
+      .describe("Bisect until the failing load is within this fraction of the passing one (concurrency: at least 1)"),
+    confirm: z.boolean().default(true).describe("Repeat the boundary probe; a failed repeat moves the boundary down"),
+    maxProbes: z.number().int().positive().default(16).describe("Bound on probes (time)"),
+  })
+  .strict();
+
+export const stressTestSchema = z
+  .object({
+    kind: z.literal("stress"),
+    ...common,
+    ...loadCommon,
+    users: z.number().int().positive().default(20).describe("Virtual users (locust -u)"),
+    spawnRate: z.number().positive().optional().describe("Users started per second (locust -r); default: all at once"),
+    durationS: z.number().positive().default(60).describe("Measured seconds (locust -t)"),
+    warmupS: z.number().min(0).default(0).describe("Unmeasured seconds first (user ramp-up falls in it if shorter)"),
+    iterations: z.number().int().positive().optional().describe("Requests per user (ends earlier than durationS)"),
+    thinkTimeS: thinkTime.default([1, 3]),
+    tasks: z
+      .array(taskSchema)
+      .min(1)
+      .default([
+        { name: "completion", weight: 1, api: "completion", prompt: "Hello world", maxTokens: 20 },
+        { name: "chat", weight: 3, api: "openai-chat", prompt: "Hi", maxTokens: 20 },
+      ])
+      .describe("Weighted tasks (default: the seed's locustfile: completion x1, chat x3)"),
+  })
+  .strict();
+
+export const openLoopTestSchema = z
+  .object({
+    kind: z.literal("open-loop"),
+    ...common,
+    ...loadCommon,
+    ...arrivalFields,
+    rate: z.number().positive().default(4).describe("Mean arrivals per second"),
+    durationS: z.number().positive().default(30).describe("Measured seconds of the schedule"),
+    requests: z.number().int().positive().optional().describe("Measured arrivals (ends earlier than durationS)"),
+    warmupS: z.number().min(0).default(2).describe("Unmeasured seconds of the same schedule first"),
+    warmupRequests: z.number().int().min(0).optional().describe("Or: unmeasured arrivals first"),
+    spinUs: z
+      .number()
+      .min(0)
+      .default(1000)
+      .describe("The dispatcher spins (instead of sleeping on a ~1 ms timer) this close to an intended start"),
+  })
+  .strict();
+
+export const TEST_SCHEMAS = [
+  latencyTestSchema,
+  throughputTestSchema,
+  rampTestSchema,
+  maxLoadTestSchema,
+  stressTestSchema,
+  openLoopTestSchema,
+] as const;
 export const testSchema = z.discriminatedUnion("kind", TEST_SCHEMAS);
 
 export const suiteSchema = z
@@ -95,7 +271,7 @@ export const suiteSchema = z
       .default("suite")
       .describe("Suite name (baselines and PR comments key on it)"),
     description: z.string().optional(),
-    target: targetSchema.default({ apiKeyEnv: "TOKENGATE_API_KEY", serverFlags: [], readyTimeoutMs: 120_000 }),
+    target: targetSchema.default({ serverFlags: [], readyTimeoutMs: 120_000 }),
     request: requestSchema.default({
       api: "openai-chat",
       maxTokens: 32,
@@ -117,3 +293,9 @@ export type SuiteTest = z.infer<typeof testSchema>;
 export type RequestDefaults = z.infer<typeof requestSchema>;
 export type LatencyTest = z.infer<typeof latencyTestSchema>;
 export type ThroughputTest = z.infer<typeof throughputTestSchema>;
+export type Slo = z.infer<typeof sloSchema>;
+export type TaskSpec = z.infer<typeof taskSchema>;
+export type RampTest = z.infer<typeof rampTestSchema>;
+export type MaxLoadTest = z.infer<typeof maxLoadTestSchema>;
+export type StressTest = z.infer<typeof stressTestSchema>;
+export type OpenLoopTest = z.infer<typeof openLoopTestSchema>;

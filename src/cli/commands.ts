@@ -1,0 +1,38 @@
+import { ExitCode, type ExitCodeValue } from "../util/errors.js";
+import {
+  HELP,
+  runBaselineCommand,
+  runBuildCommand,
+  runCompareCommand,
+  runRunCommand,
+  runSynthCommand,
+} from "./handlers.js";
+
+type Handler = (argv: string[]) => Promise<ExitCodeValue>;
+
+const COMMANDS: Record<string, Handler> = {
+  run: runRunCommand,
+  compare: runCompareCommand,
+  "baseline update": runBaselineCommand,
+  "model synth": runSynthCommand,
+  "server build": runBuildCommand,
+};
+
+/** Finds the (one- or two-word) subcommand and runs it. Returns the process exit code. */
+export async function runCli(argv: string[]): Promise<ExitCodeValue> {
+  const two = argv.slice(0, 2).join(" ");
+  if (COMMANDS[two]) return COMMANDS[two](argv.slice(2));
+  const one = argv[0] ?? "";
+  if (COMMANDS[one]) return COMMANDS[one](argv.slice(1));
+  if (one === "" || one === "help" || one === "--help" || one === "-h") {
+    process.stdout.write(HELP);
+    return ExitCode.pass;
+  }
+  if (one === "--version" || one === "-v") {
+    const { packageInfo } = await import("../util/package-root.js");
+    process.stdout.write(`${packageInfo().version}\n`);
+    return ExitCode.pass;
+  }
+  process.stderr.write(`tokengate: unknown command "${argv.slice(0, 2).join(" ")}"\n\n${HELP}`);
+  return ExitCode.badInput;
+}
