@@ -105,14 +105,56 @@ export const METRICS = {
     perRequest: false,
     description: "failed / attempted (by class: connect, http, timeout, stream, parse, cancelled)",
   },
+  schedule_lag_ms: {
+    unit: "ms",
+    better: "lower",
+    perRequest: true,
+    description: "open loop: actual start - intended start (every sent request, failed ones included)",
+    aliases: { vllm: "client_queue_time" },
+  },
+  ttft_corrected_ms: {
+    unit: "ms",
+    better: "lower",
+    perRequest: true,
+    description: "open loop: intended start -> first token (corrected for coordinated omission)",
+  },
+  e2e_corrected_ms: {
+    unit: "ms",
+    better: "lower",
+    perRequest: true,
+    description: "open loop: intended start -> end of stream (corrected for coordinated omission)",
+    aliases: { vllm: "e2el_including_client_queue" },
+  },
+  goodput_rps: {
+    unit: "req/s",
+    better: "higher",
+    perRequest: false,
+    description:
+      "requests per second that met every SLO latency bound (open loop: measured from the intended start) / measured window",
+    aliases: { vllm: "request_goodput", guidellm: "request_goodput" },
+  },
+  max_sustainable_concurrency: {
+    unit: "req",
+    better: "higher",
+    perRequest: false,
+    description: "max-load / ramp: the highest concurrency whose step met the SLO (confirmed by a repeat in max-load)",
+  },
+  max_sustainable_rps: {
+    unit: "req/s",
+    better: "higher",
+    perRequest: false,
+    description: "max-load / ramp: the highest arrival rate whose step met the SLO (confirmed by a repeat in max-load)",
+  },
 } as const satisfies Record<string, MetricDef>;
 
 export type MetricKey = keyof typeof METRICS;
 
 /** Per-request values of one record (undefined where the metric does not apply, e.g. tpot with one token). */
 export function requestValues(r: RequestRecord): Partial<Record<MetricKey, number | number[]>> {
-  if (!r.ok) return {};
-  const out: Partial<Record<MetricKey, number | number[]>> = {};
+  // Schedule lag is the client's, not the server's: it counts for every request the open loop sent.
+  const lag = r.openLoop ? { schedule_lag_ms: (r.startNs - r.intendedStartNs) / NS_PER_MS } : {};
+  if (!r.ok) return lag;
+  const out: Partial<Record<MetricKey, number | number[]>> = { ...lag };
   const e2eMs = (r.endNs - r.startNs) / NS_PER_MS;
   out.e2e_ms = e2eMs;
   if (r.firstByteNs !== undefined) out.ttfb_ms = (r.firstByteNs - r.startNs) / NS_PER_MS;
@@ -129,6 +171,10 @@ export function requestValues(r: RequestRecord): Partial<Record<MetricKey, numbe
       out.tpot_ms = decodeMs / (r.outputTokens - 1);
       out.decode_tokens_per_s = (r.outputTokens - 1) / (decodeMs / 1000);
     }
+  }
+  if (r.openLoop) {
+    out.e2e_corrected_ms = (r.endNs - r.intendedStartNs) / NS_PER_MS;
+    if (r.firstTokenNs !== undefined) out.ttft_corrected_ms = (r.firstTokenNs - r.intendedStartNs) / NS_PER_MS;
   }
   if (r.contentEventNs.length > 1) {
     const gaps: number[] = [];

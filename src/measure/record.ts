@@ -33,6 +33,11 @@ export interface RequestRecord {
   trial: number;
   /** Open loop: when the schedule wanted it sent. Equals startNs in closed loops. */
   intendedStartNs: number;
+  /**
+   * Sent by an open-loop schedule: intendedStartNs is the schedule's time, so schedule lag and latencies corrected for
+   * coordinated omission (measured from the intended start) are computed for it. Absent in closed loops.
+   */
+  openLoop?: boolean;
   startNs: number;
   firstByteNs?: number;
   firstTokenNs?: number;
@@ -54,6 +59,8 @@ export interface RequestRecord {
   ok: boolean;
   errorClass?: ErrorClass;
   errorMessage?: string;
+  /** Sent twice: the first attempt's connection was closed before any response byte (keep-alive race). */
+  retried?: boolean;
   /** The stream ended with fewer output tokens than asked. Counted separately; the request itself succeeded. */
   shortfall?: number;
 }

@@ -2,6 +2,10 @@ import type { SuiteTest } from "../config/suite-schema.js";
 import type { TestResult } from "../measure/results.js";
 import type { TestContext } from "./context.js";
 import { runLatencyTest } from "./latency.js";
+import { runMaxLoadTest } from "./max-load.js";
+import { runOpenLoopTest } from "./open-loop.js";
+import { runRampTest } from "./ramp.js";
+import { runStressTest } from "./stress.js";
 import { runThroughputTest } from "./throughput.js";
 
 /** Test name as it appears in results and reports. */
@@ -16,7 +20,14 @@ export function plannedRequests(test: SuiteTest, trials: number): number | undef
       return trials * test.promptTokens.length * (test.warmup + test.repetitions);
     case "throughput":
       return trials * (test.warmup + test.requests);
+    case "open-loop": {
+      // Arrivals of the schedule (warm-up included); a cap that drops or a count bound makes it fewer.
+      const byTime = Math.round(test.rate * (test.durationS + test.warmupS));
+      const byCount = test.requests === undefined ? byTime : test.requests + (test.warmupRequests ?? 0);
+      return trials * Math.min(byTime, byCount);
+    }
     default:
+      // ramp, max-load, stress: time-bound closed loops; how many requests fit depends on the server.
       return undefined;
   }
 }
@@ -28,5 +39,13 @@ export function runTest(ctx: TestContext, test: SuiteTest, trials: number): Prom
       return runLatencyTest(ctx, test, trials);
     case "throughput":
       return runThroughputTest(ctx, test, trials);
+    case "ramp":
+      return runRampTest(ctx, test, trials);
+    case "max-load":
+      return runMaxLoadTest(ctx, test, trials);
+    case "stress":
+      return runStressTest(ctx, test, trials);
+    case "open-loop":
+      return runOpenLoopTest(ctx, test, trials);
   }
 }
