@@ -41,6 +41,8 @@ export interface PipelineOutcome {
 export interface PipelineHooks {
   /** Where progress lines and the console report go. Default: stderr. */
   log?: (line: string) => void;
+  /** Called once the target is up (the Action records server PIDs for its post step; tests inject faults). */
+  onTargetStarted?: (target: Target, endpoint: Endpoint) => void;
 }
 
 /** How often the run checks that the server it started is still alive. */
@@ -78,6 +80,7 @@ export async function runPipeline(config: RunConfig, hooks: PipelineHooks = {}):
     log(`tokengate: starting the ${plan.kind} target${plan.model ? ` with ${plan.model}` : ""}`);
     const endpoint = await target.start();
     if (endpoint.logFile && existsSync(endpoint.logFile)) files.serverLog = endpoint.logFile;
+    hooks.onTargetStarted?.(target, endpoint);
     const session = new MeasureSession(target, endpoint, suite, sink, config);
     const environment = await environmentFingerprint(await target.fingerprint());
     const tests: TestResult[] = [];

@@ -86,13 +86,7 @@ export class StreamClient {
     record.startNs = nowNs();
     record.intendedStartNs = meta.intendedStartNs ?? record.startNs;
     try {
-      const res = await request(`${this.endpoint.baseUrl}${spec.path}`, {
-        method: "POST",
-        body,
-        headers: this.headers,
-        dispatcher: this.dispatcher,
-        signal: combined,
-      });
+      const res = await this.post(spec.path, body, combined, record);
       record.status = res.statusCode;
       if (res.statusCode >= 400) {
         const text = await res.body.text().catch(() => "");
@@ -161,6 +155,33 @@ export class StreamClient {
     record.ok = true;
     if (gen.ignoreEos && record.outputTokens < gen.maxTokens) record.shortfall = gen.maxTokens - record.outputTokens;
     return record;
+  }
+
+  /**
+   * POST with one retry when the connection was closed before any response byte: the keep-alive race of HTTP/1.1.
+   * llama-server shows it under load: when more connections are open than its fixed HTTP threads
+   * (max(n_parallel + 4, cores - 1), so 3 on 2 cores with auto parallel), it serves the extra ones on "dynamic" threads
+   * that close the connection after one response while still advertising keep-alive (tools/server/server-http.cpp),
+   * and the next request on that socket dies with "other side closed" before reaching the server. Browsers and
+   * HTTP clients retry that case; the record says it happened (`retried`) and keeps the original start time.
+   */
+  private async post(path: string, body: string, signal: AbortSignal, record: RequestRecord) {
+    const send = () =>
+      request(`${this.endpoint.baseUrl}${path}`, {
+        method: "POST",
+        body,
+        headers: this.headers,
+        dispatcher: this.dispatcher,
+        signal,
+      });
+    try {
+      return await send();
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (signal.aborted || (code !== "UND_ERR_SOCKET" && code !== "ECONNRESET")) throw err;
+      record.retried = true;
+      return await send();
+    }
   }
 
   private fail(record: RequestRecord, errorClass: ErrorClass, message: string): RequestRecord {
