@@ -39,6 +39,7 @@ import {
   REPORT_LIMITS,
   uploadRunArtifact,
 } from "./publish/artifacts.js";
+import { processStartTime, type RecordedProcess } from "./publish/cleanup.js";
 import { type ActionContext, isFromFork, legOf, pullRequestOf, readActionContext, runUrl } from "./publish/context.js";
 import {
   assertNotPwnRequest,
@@ -134,21 +135,41 @@ async function runMode(deps: ActionDeps, inputs: ActionInputs, ctx: ActionContex
   await assertNotPwnRequest(ctx, [inputs.workingDirectory, deps.env.GITHUB_WORKSPACE ?? inputs.workingDirectory]);
 
   const leg = legOf(ctx.job, inputs.matrixJson, inputs.leg);
+  const started: RecordedProcess[] = [];
   const outDir = join(inputs.workingDirectory, "tokengate-results", leg.id);
-  const outcome = await deps.runPipeline(
-    {
-      suiteFile: inputs.suiteFile,
-      target: inputs.target,
-      modelPath: inputs.modelPath,
-      serverBin: inputs.serverBin,
-      url: inputs.url,
-      apiKeyEnv: inputs.apiKeyEnv,
-      baselinePath: inputs.baselinePath,
-      outDir,
-      quiet: true,
-    },
-    { log: (line) => log.info(line) },
-  );
+  const outcome = await deps
+    .runPipeline(
+      {
+        suiteFile: inputs.suiteFile,
+        target: inputs.target,
+        modelPath: inputs.modelPath,
+        serverBin: inputs.serverBin,
+        url: inputs.url,
+        apiKeyEnv: inputs.apiKeyEnv,
+        baselinePath: inputs.baselinePath,
+        outDir,
+      },
+      {
+        log: (line) => log.info(line),
+        // Record the server's pid (with its start time, so a reused pid is never hit) for the post step.
+        onTargetStarted: (target) => {
+          const pid = (target as { pid?: () => number | undefined }).pid?.();
+          if (pid === undefined) return;
+          void processStartTime(pid).then((start) => {
+            if (start === undefined) return;
+            started.push({ pid, start });
+            log.saveState(State.serverPids, JSON.stringify(started));
+          });
+        },
+      },
+    )
+    .catch(async (e: unknown) => {
+      // Nothing was measured, but the summary still says why (the step's error says it too).
+      await deps
+        .writeSummary(`### ❌ tokengate: could not run · ${esc(leg.label)}\n\n${problemNote(e)}\n`)
+        .catch(() => undefined);
+      throw e;
+    });
   const view = toPublishView(outcome.results, outcome.files.results);
   const verdict = view.verdict.overall;
   log.setOutput(Output.verdict, verdict);

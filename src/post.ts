@@ -4,14 +4,15 @@
  */
 import * as core from "@actions/core";
 import { State } from "./config/action-inputs.js";
-import { stopOwnedProcesses } from "./publish/cleanup.js";
+import { parseRecorded, stopOwnedProcesses } from "./publish/cleanup.js";
 
 const ownerId = core.getState(State.ownerId);
-if (ownerId === "") {
+const recorded = parseRecorded(core.getState(State.serverPids) || "[]");
+if (ownerId === "" && recorded.length === 0) {
   core.info("tokengate post: the main step started nothing (mode: report, or it stopped before running)");
 } else {
   try {
-    await stopOwnedProcesses(ownerId, (line) => core.info(line));
+    await stopOwnedProcesses(ownerId, (line) => core.info(line), 5000, recorded);
   } catch (e) {
     // The post step must never fail a job that passed: cleanup problems are warnings.
     core.warning(

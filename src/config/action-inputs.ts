@@ -41,8 +41,8 @@ export type OutputName = (typeof Output)[keyof typeof Output];
 export const State = {
   /** Random id put into the environment of everything the main step starts; the post step stops processes carrying it. */
   ownerId: "tokengate-owner-id",
-  /** The main step's pid: its children are stopped in the post step even if they cleared their environment. */
-  mainPid: "tokengate-main-pid",
+  /** JSON list of `{pid, start}` of the servers the main step started (see publish/cleanup.ts). */
+  serverPids: "tokengate-server-pids",
 } as const;
 
 /** Environment variable that carries `State.ownerId` into every child process (children inherit process.env). */

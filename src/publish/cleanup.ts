@@ -8,6 +8,10 @@
  * `OWNER_ENV=<id>`. This survives the main step being SIGKILLed, unlike a list of pids kept in memory, and never matches
  * an unrelated process, unlike a saved pid that the OS may have reused.
  *
+ * The main step also records the pid of each server it starts (pipeline hook `onTargetStarted`) with the process's start
+ * time, for a server started with an environment of its own. A recorded pid is only stopped if a process with that pid
+ * and that start time still exists, so a pid the OS has since reused is never touched.
+ *
  * Linux only (/proc); elsewhere the post step says it cannot check.
  */
 import { readdir, readFile } from "node:fs/promises";
@@ -43,6 +47,42 @@ export async function findOwnedProcesses(ownerId: string, procRoot = "/proc"): P
   return found;
 }
 
+/** A process recorded by the main step: pid plus its start time (clock ticks since boot, /proc/<pid>/stat field 22). */
+export interface RecordedProcess {
+  pid: number;
+  start: string;
+}
+
+/** The start time of a process (field 22 of /proc/<pid>/stat), or undefined when it does not exist. */
+export async function processStartTime(pid: number, procRoot = "/proc"): Promise<string | undefined> {
+  try {
+    const stat = await readFile(`${procRoot}/${pid}/stat`, "utf8");
+    // comm (field 2) is in parentheses and may contain spaces or ")": split after the last ")".
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return fields[19]; // field 22 overall = index 19 after pid and comm
+  } catch {
+    return undefined;
+  }
+}
+
+/** Parses the recorded list saved in state; anything malformed is ignored (the post step must not fail). */
+export function parseRecorded(json: string): RecordedProcess[] {
+  try {
+    const list = JSON.parse(json) as unknown;
+    if (!Array.isArray(list)) return [];
+    return list.filter(
+      (p): p is RecordedProcess =>
+        typeof p === "object" &&
+        p !== null &&
+        Number.isInteger((p as RecordedProcess).pid) &&
+        (p as RecordedProcess).pid > 1 &&
+        typeof (p as RecordedProcess).start === "string",
+    );
+  } catch {
+    return [];
+  }
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -60,12 +100,22 @@ export async function stopOwnedProcesses(
   ownerId: string,
   log: (line: string) => void,
   graceMs = 5000,
+  recorded: RecordedProcess[] = [],
 ): Promise<{ stopped: OwnedProcess[]; killed: OwnedProcess[] }> {
   if (process.platform !== "linux") {
     log(`tokengate post: cannot look for leftover processes on ${process.platform} (needs /proc)`);
     return { stopped: [], killed: [] };
   }
-  const owned = await findOwnedProcesses(ownerId);
+  const owned = ownerId === "" ? [] : await findOwnedProcesses(ownerId);
+  for (const r of recorded) {
+    if (owned.some((o) => o.pid === r.pid) || r.pid === process.pid) continue;
+    if ((await processStartTime(r.pid)) !== r.start) continue; // exited, or the pid now belongs to someone else
+    const name = await readFile(`/proc/${r.pid}/comm`, "utf8").then(
+      (s) => s.trim(),
+      () => "?",
+    );
+    owned.push({ pid: r.pid, name });
+  }
   if (owned.length === 0) {
     log("tokengate post: nothing left running");
     return { stopped: [], killed: [] };

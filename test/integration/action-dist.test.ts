@@ -163,6 +163,10 @@ describe("mode: run", () => {
     expect(run.summary).toContain("<summary>Full report</summary>");
     // The post step will look for processes carrying this id; the pipeline stopped its model child already.
     expect(run.state["tokengate-owner-id"]).toMatch(/^[0-9a-f-]{36}$/);
+    // ... and the pid of the model server it started (the in-process child), with its start time.
+    const servers = JSON.parse(run.state["tokengate-server-pids"] ?? "[]") as { pid: number; start: string }[];
+    expect(servers).toHaveLength(1);
+    expect(servers[0]!.start).toMatch(/^\d+$/);
   });
 
   it("on a fork's PR it does not try to comment; the artifact carries pr.json for the report workflow", async () => {
@@ -336,6 +340,9 @@ describe("post step", () => {
       );
     const polite = start({ TOKENGATE_ACTION_OWNER: owner }, false);
     const stubborn = start({ TOKENGATE_ACTION_OWNER: owner }, true);
+    // A server started with an environment of its own: found through the pid the main step recorded.
+    const recordedOnly = start({}, false);
+    // A recorded pid whose start time does not match: the pid was reused by another process, leave it alone.
     const unrelated = start({ TOKENGATE_ACTION_OWNER: "another-run" }, false);
     const exited = (c: ReturnType<typeof start>) =>
       new Promise((r) =>
@@ -343,14 +350,23 @@ describe("post step", () => {
       );
     try {
       await new Promise((r) => setTimeout(r, 300)); // let them install their handlers
-      const run = await runAction({ entry: "post.js", env: { "STATE_tokengate-owner-id": owner } });
+      const startTime = (pid: number) => readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[19]!;
+      const recorded = [
+        { pid: recordedOnly.pid, start: startTime(recordedOnly.pid!) },
+        { pid: unrelated.pid, start: "1" },
+      ];
+      const run = await runAction({
+        entry: "post.js",
+        env: { "STATE_tokengate-owner-id": owner, "STATE_tokengate-server-pids": JSON.stringify(recorded) },
+      });
       expect(run.code, run.log).toBe(0);
       expect(await exited(polite)).toBe("SIGTERM");
       expect(await exited(stubborn)).toBe("SIGKILL");
+      expect(await exited(recordedOnly)).toBe("SIGTERM");
       expect(unrelated.exitCode === null && unrelated.signalCode === null).toBe(true);
       expect(run.log).toContain(`pid ${stubborn.pid}) ignored SIGTERM`);
     } finally {
-      for (const c of [polite, stubborn, unrelated]) c.kill("SIGKILL");
+      for (const c of [polite, stubborn, recordedOnly, unrelated]) c.kill("SIGKILL");
     }
   });
 
