@@ -4,8 +4,8 @@ import { stat } from "node:fs/promises";
 import { gguf } from "@huggingface/gguf";
 import type { ModelFingerprint } from "../target/types.js";
 import { BadInputError } from "../util/errors.js";
+import { partialUtf8TokenIds } from "./banned-tokens.js";
 import { GGML_TYPES, LLAMA_FILE_TYPES, tensorBytes } from "./ggml-types.js";
-import { TOKEN_TYPE_BYTE } from "./vocab.js";
 
 /**
  * Reads what a GGUF model is (shape, quantization, tokenizer, whether tokengate made it) for the results'
@@ -39,8 +39,9 @@ export interface ModelInfo extends ModelFingerprint {
   /** Synthetic: the vocabulary tokengate copied (`llama-spm`). Real: `tokenizer.ggml.model`[/`tokenizer.ggml.pre`]. */
   vocab: string;
   /**
-   * Token ids a load generator should ban with logit_bias: for synthetic models the lone UTF-8 byte tokens (token type
-   * BYTE), which random weights emit and which make llama-server answer HTTP 500 (shared/FACTS.md). Empty for real models.
+   * Token ids a load generator should ban with logit_bias: for synthetic models the tokens that are a fragment of a
+   * UTF-8 character (SentencePiece BYTE tokens; byte-level BPE tokens that are not valid UTF-8 alone), which random
+   * weights emit and which make llama-server answer HTTP 500 (shared/FACTS.md, banned-tokens.ts). Empty for real models.
    */
   bannedTokenIds: number[];
 }
@@ -151,13 +152,13 @@ export async function inspectModel(path: string, opts: InspectOptions = {}): Pro
     quantization = common ? (GGML_TYPES[common[0]]?.name ?? `ggml type ${common[0]}`) : "unknown";
   }
 
-  let bannedTokenIds: number[] = [];
-  if (synthetic) {
-    const types = md["tokenizer.ggml.token_type"];
-    if (Array.isArray(types)) {
-      bannedTokenIds = types.flatMap((t, id) => (Number(t) === TOKEN_TYPE_BYTE ? [id] : []));
-    }
-  }
+  const bannedTokenIds = synthetic
+    ? partialUtf8TokenIds({
+        model: md["tokenizer.ggml.model"],
+        tokens: md["tokenizer.ggml.tokens"],
+        tokenTypes: md["tokenizer.ggml.token_type"],
+      })
+    : [];
   const heads = a("attention.head_count");
   const info: ModelInfo = {
     path,
