@@ -5,6 +5,7 @@ import { METRICS } from "../measure/metrics.js";
 import type { MetricResult, Results, TestResult } from "../measure/results.js";
 import { VERDICT_ICON } from "./console.js";
 import { escapeMarkdown as esc } from "./escape.js";
+import { isLoadKind, renderLoadSections } from "./load-report.js";
 
 /** Rows of the per-test metric table, in reading order. */
 const TABLE_METRICS = [
@@ -123,7 +124,11 @@ function testSection(test: TestResult): string[] {
       (r.shortfalls ? ` ⚠️ ${r.shortfalls} requests produced fewer tokens than asked.` : ""),
   ];
   if (test.aborted) lines.push("", `❌ **aborted**: ${esc(test.aborted)} (results below are what was measured before)`);
-  lines.push("", metricsTable(test.metrics), ...scenarioSection(test));
+  lines.push(
+    "",
+    metricsTable(test.metrics),
+    ...(isLoadKind(test.kind) ? renderLoadSections(test) : scenarioSection(test)),
+  );
   const cc = test.crossCheck;
   if (cc && cc.samples > 0) {
     lines.push(

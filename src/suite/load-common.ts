@@ -331,11 +331,13 @@ export function evaluateSlo(measured: RequestRecord[], slo: Slo, notSent = 0): S
   const pass = !none && checks.every((c) => c.pass);
   const fmt = (c: SloCheck) =>
     c.what === "error rate"
-      ? `error rate ${(100 * c.value).toFixed(1)}% (<= ${(100 * c.bound).toFixed(1)}%)`
-      : `${c.what} ${Number.isFinite(c.value) ? c.value.toFixed(0) : "n/a"} ms (<= ${c.bound} ms)`;
+      ? `error rate ${(100 * c.value).toFixed(1)}% (≤ ${(100 * c.bound).toFixed(1)}%)`
+      : `${c.what} ${Number.isFinite(c.value) ? c.value.toFixed(0) : "n/a"} ms (≤ ${c.bound} ms)`;
   const failedChecks = checks.filter((c) => !c.pass);
   const reason = none
-    ? "no request succeeded"
+    ? measured.length === 0
+      ? "no request started in the measured window (requests outlast the step: lengthen stepDurationS)"
+      : "no request succeeded"
     : pass
       ? `met: ${checks.map(fmt).join(", ")}`
       : `missed: ${failedChecks.map(fmt).join(", ")}`;

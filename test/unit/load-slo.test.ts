@@ -103,7 +103,7 @@ describe("SLO and goodput", () => {
     const slowTail = [...fast.slice(0, 90), ...Array.from({ length: 10 }, (_, i) => rec(i, 10, 1500))];
     const s = evaluateSlo(slowTail, SLO);
     expect(s.pass).toBe(false);
-    expect(s.reason).toMatch(/e2e p95 1500 ms \(<= 1000 ms\)/);
+    expect(s.reason).toMatch(/e2e p95 1500 ms \(≤ 1000 ms\)/);
     const errors = [...fast.slice(0, 98), failed(1), failed(2)];
     const e = evaluateSlo(errors, SLO);
     expect(e.pass).toBe(false);
