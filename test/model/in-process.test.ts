@@ -100,7 +100,7 @@ describe("in-process target (real node-llama-cpp, tiny model)", () => {
 
   beforeAll(async () => {
     // One thread: ggml's threadpool spins at every barrier, so two threads on a 2-core machine that also runs the
-    // test process (and other work) are 40-170x slower than one (measured; see the report in the commit log).
+    // test process (and other work) are far slower than one (options.ts `defaultThreads`).
     target = createInProcessTarget({
       modelPath: model,
       threads: 1,

@@ -13,7 +13,7 @@ import {
   textChunk,
   usageChunk,
 } from "../../src/target/in-process/openai.js";
-import { resolveServerConfig } from "../../src/target/in-process/options.js";
+import { defaultThreads, resolveServerConfig } from "../../src/target/in-process/options.js";
 import { BadInputError } from "../../src/util/errors.js";
 
 const limits = { vocabSize: 32000 };
@@ -193,9 +193,10 @@ describe("response shapes (as llama-server sends them)", () => {
 });
 
 describe("resolveServerConfig", () => {
-  it("defaults, with threads set explicitly", () => {
+  it("defaults, with threads set explicitly: one core left to the load generator", () => {
     const c = resolveServerConfig({ modelPath: "m.gguf" });
-    expect(c.threads).toBeGreaterThanOrEqual(1);
+    expect(c.threads).toBe(defaultThreads());
+    expect([defaultThreads(1), defaultThreads(2), defaultThreads(16)]).toEqual([1, 1, 15]);
     expect(c).toMatchObject({ sequences: 4, contextSize: 2048, batching: false, responseCache: false });
     expect(c.modelPath.endsWith("/m.gguf")).toBe(true);
   });

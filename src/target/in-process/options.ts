@@ -10,8 +10,8 @@ export interface InProcessTargetOptions {
   /** The GGUF model file. */
   modelPath: string;
   /**
-   * CPU threads for evaluation. Default: the number of cores. Always passed explicitly: node-llama-cpp's own default is
-   * max(cores, 4), which on a 2-core machine oversubscribes the cores and runs ~250x slower (shared/FACTS.md).
+   * CPU threads for evaluation. Default: the number of cores minus one (at least 1); see `defaultThreads`.
+   * Always passed explicitly: node-llama-cpp's own default is max(cores, 4), which oversubscribes a 2-core machine.
    */
   threads?: number;
   /**
@@ -62,6 +62,20 @@ export const DEFAULT_SEQUENCES = 4;
 export const DEFAULT_CONTEXT_SIZE = 2048;
 export const DEFAULT_CACHE_ENTRIES = 1000;
 
+/**
+ * Threads when none are given: one core is left to the load generator (and the server's own JavaScript thread).
+ *
+ * Why not all cores: node-llama-cpp's prebuilt CPU binaries use ggml's own threadpool, whose threads spin at every
+ * barrier of every graph (llama-server's build uses OpenMP, which backs off to sleeping). When anything else needs a
+ * core, a spinning thread waits for one that is not running. Measured on a 2-core machine with other work on it,
+ * single stream, tiny model, through this target: 1 thread 440-1900 tok/s; 2 threads 4-230 tok/s; 4 threads (node-
+ * llama-cpp's default) 0.6-1.4 tok/s. llama-server (OpenMP) with -t 2 ran the same pipeline test in 5 s where this
+ * target with 2 threads took 65-78 s.
+ */
+export function defaultThreads(cores: number = availableParallelism()): number {
+  return Math.max(1, cores - 1);
+}
+
 function positiveInt(value: unknown, subject: string, example: string, min = 1): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
     throw new BadInputError(`must be an integer of at least ${min}, got ${JSON.stringify(value)}`, {
@@ -77,8 +91,7 @@ export function resolveServerConfig(opts: InProcessTargetOptions): ServerConfig 
   if (typeof opts.modelPath !== "string" || opts.modelPath === "") {
     throw new BadInputError("no model given", { subject: "modelPath", hint: "--model ./models/my-model.Q4_K_M.gguf" });
   }
-  const threads =
-    opts.threads === undefined ? availableParallelism() : positiveInt(opts.threads, "threads", "threads: 4");
+  const threads = opts.threads === undefined ? defaultThreads() : positiveInt(opts.threads, "threads", "threads: 4");
   const sequences =
     opts.sequences === undefined ? DEFAULT_SEQUENCES : positiveInt(opts.sequences, "sequences", "sequences: 4");
   const contextSize =
