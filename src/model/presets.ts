@@ -6,7 +6,7 @@ import type { TensorType } from "./ggml-types.js";
  *
  * | preset | layers | embd | heads (kv) | ff    | params (llama-spm) | default type |
  * | tiny   | 2      | 64   | 4 (4)      | 256   | 4.2M               | f16          |
- * | small  | 8      | 384  | 6 (6)      | 1024  | 38.8M              | q8_0         |
+ * | small  | 8      | 384  | 6 (6)      | 1024  | 38.7M              | q8_0         |
  * | medium | 16     | 1024 | 16 (4)     | 2816  | 245M               | q8_0         |
  * | 7b     | 32     | 4096 | 32 (32)    | 11008 | 6.74B              | q4_0         |
  */
