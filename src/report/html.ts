@@ -24,6 +24,8 @@ import type { RenderedChart, ReportCharts } from "./charts.js";
 export interface HtmlReportOptions {
   /** What the run was compared with (a baseline file), shown under the verdict. */
   comparisonLabel?: string;
+  /** Why no baseline was compared (e.g. nothing in the folder matched this environment), shown under the verdict. */
+  comparisonNote?: string;
   /** Charts rendered beforehand (tests pass them in); default: rendered here. */
   charts?: ReportCharts;
 }
@@ -80,6 +82,7 @@ function header(results: Results, opts: HtmlReportOptions): string {
 <p class="meta">${e(results.startedAt)}${e(duration)} · ${e(t.kind)}${model ? ` · ${e(model)}` : ""}${t.build ? ` · llama.cpp ${e(t.build)}` : ""} · tokengate ${e(results.tool.version)}</p>
 <div class="verdict ${v.overall}">${badge(v.overall)} <span>${e(v.reason)}</span></div>
 ${opts.comparisonLabel ? `<p>Compared with <code>${e(opts.comparisonLabel)}</code>.</p>` : ""}
+${opts.comparisonNote ? `<p class="warn-text">${e(opts.comparisonNote)}</p>` : ""}
 ${summary(results)}
 </header>`;
 }

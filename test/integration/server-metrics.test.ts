@@ -203,3 +203,43 @@ describe("server sampler against a real llama-server (tiny model, 2 slots)", () 
     expect(quiet!.load?.busySlotsMax).toBe(0);
   });
 });
+
+describe("server sampler against a llama-server that requires an API key", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tokengate-server-metrics-key-"));
+  const KEY = "tg-sampler-key-0b9e";
+  let target: LlamaServerTarget;
+  let endpoint: Endpoint;
+  beforeAll(async () => {
+    target = createLlamaServerTarget({
+      model: await tinyModel(),
+      serverBin: await findLlamaServerForTests(),
+      threads: 1,
+      apiKey: KEY,
+      logFile: join(dir, "llama-server.log"),
+    });
+    endpoint = await target.start();
+  });
+  afterAll(async () => {
+    await target?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("sends the key to /metrics and /slots; without it the server refuses and the sampler gives nothing", async () => {
+    const sampler = await startServerSampler(endpoint, { intervalMs: 20 });
+    const client = new StreamClient(endpoint);
+    const rec = await client.send(
+      { api: "completion", prompt: "hello there", maxTokens: 8, ignoreEos: true, temperature: 0, cachePrompt: false },
+      { id: 0, test: "t", scenario: "s", trial: 0, measured: true },
+    );
+    await client.close();
+    const obs = await sampler.stop();
+    expect(rec.ok).toBe(true);
+    expect(obs?.counters.tokensPredicted).toBe(8);
+    expect(obs?.load?.slots).toBeGreaterThan(0);
+    expect(obs?.scrapeErrors).toBe(0);
+
+    const { apiKey: _key, ...noKey } = endpoint;
+    const refused = await startServerSampler(noKey);
+    expect(await refused.stop()).toBeUndefined();
+  });
+});

@@ -161,4 +161,13 @@ describe("renderReportFiles", () => {
     expect(JSON.parse(files["benchmark-bigger.json"])).toEqual(githubBenchmarkEntries(results).bigger);
     expect(JSON.parse(files["bencher.json"])).toEqual(bencherMetrics(results));
   });
+
+  it("passes the comparison's label and note to report.html, escaped", async () => {
+    const files = await renderReportFiles(results, {
+      comparisonLabel: "baselines/<gpu>.json",
+      comparisonNote: "not comparable: GPU differs (<b>)",
+    });
+    expect(files["report.html"]).toContain("Compared with <code>baselines/&lt;gpu&gt;.json</code>.");
+    expect(files["report.html"]).toContain("not comparable: GPU differs (&lt;b&gt;)");
+  });
 });
