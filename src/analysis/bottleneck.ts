@@ -210,7 +210,12 @@ export function testFacts(test: TestResult, results: Results): TestFacts {
   const target = results.environment.target;
   const flags = target.serverFlags;
   const details = target.details;
-  const slots = test.server?.load?.slots ?? num(details.slots) ?? flagNumber(flags, ["-np", "--parallel"]) ?? undefined;
+  // In-process: node-llama-cpp sequences play the part of llama-server's slots.
+  const slots =
+    test.server?.load?.slots ??
+    num(details.slots) ??
+    flagNumber(flags, ["-np", "--parallel"]) ??
+    (target.kind === "in-process" ? num(details.sequences) : undefined);
   const threads = num(details.threads) ?? flagNumber(flags, ["-t", "--threads"]);
   const m = test.metrics;
   const facts: TestFacts = {

@@ -67,9 +67,14 @@ function recommendationsFor(b: Bottleneck, facts: TestFacts, all: TestFacts[]): 
     out.push({ ...r, test: b.test, severity });
   const flags = facts.flags;
   const cpuOnly = !facts.gpu;
+  // llama-server flags apply to tokengate's llama-server target and to an external server whose /metrics are
+  // llama-server's; the in-process target (node-llama-cpp) has its own options; another server (vLLM, TGI) its own.
+  const llamaFlags = facts.targetKind === "llama-server" || facts.server?.source === "llama-server";
+  const inProcess = facts.targetKind === "in-process";
 
   const threadsAdvice = (why: string) => {
-    if (!cpuOnly || facts.targetKind === "external") return;
+    // In-process threads are cores - 1 on purpose (src/target/in-process/options.ts: ggml's spinning threadpool).
+    if (!cpuOnly || !llamaFlags) return;
     if (facts.threads !== undefined && facts.threads >= facts.cpuCount) return;
     add({
       knob: "threads",
@@ -81,7 +86,7 @@ function recommendationsFor(b: Bottleneck, facts: TestFacts, all: TestFacts[]): 
   };
 
   const gpuOffloadAdvice = () => {
-    if (!facts.gpu) return;
+    if (!facts.gpu || !llamaFlags) return;
     const ngl = num(flagValue(flags, ["-ngl", "--gpu-layers", "--n-gpu-layers"]));
     if (ngl === undefined || ngl >= 99) return;
     add({
@@ -157,6 +162,17 @@ function recommendationsFor(b: Bottleneck, facts: TestFacts, all: TestFacts[]): 
       break;
     case "queueing": {
       if (!facts.waitsForSlot || facts.slots === undefined) break;
+      if (inProcess) {
+        const target = Math.max(facts.concurrency ?? facts.slots * 2, facts.slots + 1);
+        add({
+          knob: "parallel",
+          action: `try target.sequences: ${target} in the suite (now ${facts.slots})`,
+          why: "queued requests wait for a free sequence instead of being batched into the running decode",
+          evidence: b.evidence,
+        });
+        break;
+      }
+      if (!llamaFlags) break;
       const target = Math.max(
         facts.concurrency !== undefined && facts.concurrency > facts.slots ? facts.concurrency : facts.slots * 2,
         facts.slots + 1,
@@ -197,6 +213,7 @@ function recommendationsFor(b: Bottleneck, facts: TestFacts, all: TestFacts[]): 
       break;
     }
     case "prefill": {
+      if (!llamaFlags) break;
       const fa = flagValue(flags, ["-fa", "--flash-attn"]);
       if (fa !== "on" && fa !== "1" && fa !== "true") {
         add({
@@ -253,6 +270,7 @@ function recommendationsFor(b: Bottleneck, facts: TestFacts, all: TestFacts[]): 
           evidence: b.evidence,
         });
       }
+      if (!llamaFlags) break;
       if ((facts.server?.counters.draftTokens ?? 0) === 0) {
         add(
           {

@@ -270,6 +270,42 @@ describe("bottleneck rules", () => {
     expect(byKnob["prompt-cache"]?.flags).toEqual(["--cache-reuse", "256"]);
   });
 
+  it("the in-process target gets its own knobs (sequences), never llama-server flags or more threads", () => {
+    const inProcess = env({
+      kind: "in-process",
+      serverFlags: [],
+      model: { quantization: "f16" },
+      details: { threads: 1, sequences: 4, contextSize: 2048 },
+    });
+    const a = analyzeRun(
+      run(
+        [
+          makeTest({ name: "q", concurrency: 8, ttftMs: 250, e2eMs: 600, gapMs: 230 }),
+          makeTest({ name: "p", concurrency: 1, ttftMs: 300, e2eMs: 400, gapMs: 2, promptTokens: 1500 }),
+          makeTest({ name: "d", concurrency: 1, ttftMs: 12, e2eMs: 400, gapMs: 1 }),
+        ],
+        inProcess,
+      ),
+    );
+    expect(a.bottlenecks.find((b) => b.test === "q" && b.kind === "queueing")?.evidence.join("\n")).toMatch(
+      /8 requests in flight on 4 slots/,
+    );
+    const parallel = a.recommendations.find((r) => r.knob === "parallel")!;
+    expect(parallel.action).toBe("try target.sequences: 8 in the suite (now 4)");
+    expect(parallel.flags).toBeUndefined();
+    expect(a.recommendations.every((r) => r.flags === undefined)).toBe(true);
+    expect(a.recommendations.map((r) => r.knob)).toEqual(expect.arrayContaining(["parallel", "quantization"]));
+    expect(a.recommendations.map((r) => r.knob)).not.toContain("threads");
+  });
+
+  it("an external server that is not llama-server gets no llama-server flags", () => {
+    const external = env({ kind: "external", serverFlags: [], details: {} });
+    delete (external.target as { model?: unknown }).model;
+    const a = analyzeRun(run([makeTest({ concurrency: 1, ttftMs: 300, e2eMs: 400 })], external));
+    expect(a.bottlenecks.map((b) => b.kind)).toContain("prefill");
+    expect(a.recommendations.filter((r) => r.flags)).toEqual([]);
+  });
+
   it("no flash-attention advice when it is already on; ubatch advice respects the flags set", () => {
     const results = run(
       [makeTest({ concurrency: 2, ttftMs: 300, e2eMs: 400, gapMs: 2, promptTokens: 300 })],
