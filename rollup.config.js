@@ -36,7 +36,8 @@ function onwarn(warning, warn) {
 
 export default {
   input,
-  external: [/^node-llama-cpp(\/.*)?$/, /^@node-llama-cpp\//],
+  // canvas: vega's optional `import('canvas')` (inside a try) for PNG output; we render SVG only.
+  external: [/^node-llama-cpp(\/.*)?$/, /^@node-llama-cpp\//, "canvas"],
   output: {
     dir: "dist",
     format: "es",
@@ -58,7 +59,9 @@ export default {
       noEmitOnError: false,
     }),
     nodeResolve({ preferBuiltins: true, exportConditions: ["node", "import", "default"] }),
-    commonjs(),
+    // undici probes `node:sqlite` (its optional SQLite cache store) with a lazy require; hoisted into an import it
+    // breaks Node 20, which has no such module. Leave that require as it is (the banner's createRequire serves it).
+    commonjs({ ignore: ["node:sqlite"] }),
     json(),
   ],
 };

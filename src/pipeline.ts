@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { type Comparison, decideVerdict, prepareBaseline, resolveComparison } from "./analysis/decide.js";
+import { analyzeRun } from "./analysis/recommendations.js";
 import { applyConfirmation, planConfirmation } from "./analysis/verdict.js";
 import { StreamClient } from "./client/stream-client.js";
 import type { RunConfig } from "./config/run-config.js";
@@ -9,7 +10,9 @@ import type { Suite, SuiteTest } from "./config/suite-schema.js";
 import { environmentFingerprint } from "./measure/environment.js";
 import { RecordSink } from "./measure/record-sink.js";
 import { RESULTS_SCHEMA_VERSION, type Results, type TestResult } from "./measure/results.js";
+import { startServerSampler } from "./measure/server-metrics.js";
 import { renderConsole } from "./report/console.js";
+import { REPORT_FILES, renderReportFiles } from "./report/exports.js";
 import { renderMarkdown } from "./report/markdown.js";
 import { writeJsonAtomic, writeTextAtomic } from "./report/write.js";
 import type { TestContext } from "./suite/context.js";
@@ -124,9 +127,19 @@ export async function runPipeline(config: RunConfig, hooks: PipelineHooks = {}):
   }
 
   results.finishedAt = new Date().toISOString();
+  results.analysis = analyzeRun(results);
   writeJsonAtomic(files.results, results);
   const reportMarkdown = renderMarkdown(results, comparison);
   writeTextAtomic(files.reportMd, reportMarkdown);
+  const more = await renderReportFiles(results, {
+    ...(comparison?.baseline ? { comparisonLabel: comparison.label } : {}),
+    ...(comparison?.note ? { comparisonNote: comparison.note } : {}),
+  });
+  for (const [name, text] of Object.entries(more)) {
+    writeTextAtomic(join(outDir, name), text);
+    if (name === REPORT_FILES.html) files.reportHtml = join(outDir, name);
+    else files.extra.push(join(outDir, name));
+  }
   log(renderConsole(results));
   return { results, outDir, files, reportMarkdown, exitCode: results.verdict.overall === "fail" ? 1 : 0 };
 }
@@ -180,7 +193,11 @@ class MeasureSession {
         signal: this.stop.signal,
         onRequestDone: (done) => progress.update(done),
       };
+      // llama-server /metrics counter deltas and /slots samples over the test (nothing for servers without them).
+      await using sampler = await startServerSampler(this.endpoint);
       const result = await runTest(ctx, test, trials);
+      const server = await sampler.stop();
+      if (server) result.server = server;
       progress.done(
         result.aborted ? `aborted: ${result.aborted}` : `${result.requests.succeeded}/${result.requests.attempted} ok`,
       );

@@ -22,6 +22,7 @@ Usage:
   tokengate model synth --preset tiny|small|medium|7b [--type f16|q8_0|q4_0] [--vocab NAME]
                         [--seed N] [--threads N] --out FILE
   tokengate server build [--backend auto|cpu|cuda] [--jobs N] [--cmake-flag FLAG]... [--force] [--print-path]
+                        [--source DIR|BUNDLE [--source-tag TAG]]
 
 With no flags, \`tokengate run\` runs examples/suites/quick.yml on the embedded default: a synthetic tiny model
 (random weights, real llama tokenizer) served in-process. Exit codes: 0 pass or warn, 1 fail, 2 bad input,
@@ -177,6 +178,8 @@ export async function runBuildCommand(argv: string[]): Promise<ExitCodeValue> {
     "cmake-flag": { type: "string", multiple: true },
     force: { type: "boolean" },
     "print-path": { type: "boolean" },
+    source: { type: "string" },
+    "source-tag": { type: "string" },
   });
   if (v.help) return help(HELP);
   const backend = oneOf(v.backend, "--backend", ["auto", "cpu", "cuda"] as const);
@@ -187,6 +190,8 @@ export async function runBuildCommand(argv: string[]): Promise<ExitCodeValue> {
     ...(v["cmake-flag"] ? { extraFlags: v["cmake-flag"] } : {}),
     ...(v.force ? { force: true } : {}),
     ...(v["print-path"] ? { quiet: true } : {}),
+    ...(v.source ? { source: resolve(v.source) } : {}),
+    ...(v["source-tag"] ? { sourceTag: v["source-tag"] } : {}),
   });
   if (!v["print-path"]) {
     process.stderr.write(

@@ -49,6 +49,25 @@ export const targetSchema = z
     serverFlags: z.array(z.string()).default([]).describe('Extra llama-server flags, e.g. ["--parallel", "4"]'),
     threads: z.number().int().positive().optional().describe("CPU threads (default: all cores)"),
     sequences: z.number().int().positive().optional().describe("in-process: parallel sequences (default 4)"),
+    contextSize: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe("in-process: context tokens per sequence (default 2048)"),
+    batching: z
+      .union([
+        z.boolean(),
+        z
+          .object({ maxBatchSize: z.number().int().positive().optional(), maxWaitMs: z.number().min(0).optional() })
+          .strict(),
+      ])
+      .optional()
+      .describe("in-process: the seed's request batching (hold new prompts until maxBatchSize or maxWaitMs)"),
+    responseCache: z
+      .union([z.boolean(), z.object({ maxEntries: z.number().int().positive().optional() }).strict()])
+      .optional()
+      .describe("in-process: serve repeated temperature-0 requests from a response cache"),
     readyTimeoutMs: z.number().int().positive().default(120_000),
   })
   .strict();

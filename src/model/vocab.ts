@@ -77,6 +77,19 @@ export function vocabFileName(name: VocabName): string {
 
 /** Path of the vocab file, extracting it from node-llama-cpp's llama.cpp bundle on first use. */
 export async function vocabFile(name: VocabName): Promise<string> {
+  // A folder of vocab files given explicitly (machines without node-llama-cpp, e.g. the GPU runner where only the
+  // bundled CLI travels; shared/gpu/pack.sh carries them as $VOCAB_DIR).
+  const given = process.env.TOKENGATE_VOCAB_DIR;
+  if (given) {
+    const file = join(given, vocabFileName(name));
+    if (!existsSync(file)) {
+      throw new BadInputError(`no ${vocabFileName(name)} in TOKENGATE_VOCAB_DIR`, {
+        subject: given,
+        hint: "copy the vocab files from llama.cpp's models/ folder there, or unset TOKENGATE_VOCAB_DIR",
+      });
+    }
+    return file;
+  }
   const source = llamaSource();
   const dir = cacheDir("vocab", source.tag);
   const file = join(dir, vocabFileName(name));

@@ -61,6 +61,9 @@ export function createTarget(plan: TargetPlan, suite: Suite, config: RunConfig):
         modelPath: plan.model!,
         ...(t.threads ? { threads: t.threads } : {}),
         ...(t.sequences ? { sequences: t.sequences } : {}),
+        ...(t.contextSize ? { contextSize: t.contextSize } : {}),
+        ...(t.batching !== undefined ? { batching: t.batching } : {}),
+        ...(t.responseCache !== undefined ? { responseCache: t.responseCache } : {}),
         logFile: `${config.outDir}/in-process-server.log`,
       });
   }

@@ -1,7 +1,16 @@
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { availableParallelism } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { cacheDir } from "../util/cache-dir.js";
 import { BadInputError, CouldNotRunError } from "../util/errors.js";
@@ -56,6 +65,13 @@ export interface BuildOptions {
   jobs?: number;
   force?: boolean;
   quiet?: boolean;
+  /**
+   * Build another llama.cpp source instead of node-llama-cpp's bundle: a git bundle, a git checkout or a plain source
+   * folder (e.g. the llama.cpp of the pull request being gated). Its cache key uses `sourceTag`, else the checkout's
+   * commit, else a hash of the folder's path (a plain folder that changed needs `--force`).
+   */
+  source?: string;
+  sourceTag?: string;
 }
 
 /** node-llama-cpp's package folder (its `exports` hide package.json, so walk up from the resolved entry). */
@@ -137,10 +153,38 @@ export async function findCachedServer(): Promise<string | undefined> {
   }
 }
 
+/** The source to build: node-llama-cpp's bundle, or `--source` (a bundle file, a git checkout or a plain folder). */
+export async function resolveSource(source?: string, sourceTag?: string): Promise<LlamaSource & { isDir: boolean }> {
+  if (!source) return { ...llamaSource(), ...(sourceTag ? { tag: sourceTag } : {}), isDir: false };
+  if (!existsSync(source)) {
+    throw new BadInputError("llama.cpp source not found", {
+      subject: source,
+      hint: "--source path/to/llama.cpp (a checkout or a folder with CMakeLists.txt), or a git bundle file",
+    });
+  }
+  const isDir = statSync(source).isDirectory();
+  if (isDir && !existsSync(join(source, "CMakeLists.txt"))) {
+    throw new BadInputError("not a llama.cpp source folder (no CMakeLists.txt)", {
+      subject: source,
+      hint: "--source path/to/llama.cpp",
+    });
+  }
+  let tag = sourceTag;
+  if (!tag && isDir) {
+    const head = await runCommand("git", ["-C", source, "rev-parse", "--short=12", "HEAD"]).catch(() => undefined);
+    const commit = head?.code === 0 ? head.tail.at(-1)?.trim() : undefined;
+    tag = commit
+      ? `git-${commit}`
+      : `dir-${createHash("sha256").update(resolvePath(source)).digest("hex").slice(0, 12)}`;
+  }
+  tag ??= `bundle-${createHash("sha256").update(resolvePath(source)).digest("hex").slice(0, 12)}`;
+  return { bundle: resolvePath(source), tag, isDir };
+}
+
 export async function buildLlamaServer(
   opts: BuildOptions = {},
 ): Promise<{ plan: BuildPlan; serverBin: string; cached: boolean }> {
-  const source = llamaSource();
+  const source = await resolveSource(opts.source, opts.sourceTag);
   const backend = await resolveBackend(opts.backend ?? "auto");
   const plan = planBuild(source, backend, opts.extraFlags);
   const hit = cachedBinary(plan);
@@ -171,13 +215,17 @@ export async function buildLlamaServer(
     });
 
   const started = Date.now();
-  const clone = await runCommand("git", ["clone", "--quiet", source.bundle, join(work, "src")], { logFile });
-  if (clone.code !== 0) throw fail("cloning the llama.cpp bundle", clone.tail);
+  // A source folder is built in place (its own build tree goes to our temp folder); a bundle is cloned first.
+  const srcDir = source.isDir ? source.bundle : join(work, "src");
+  if (!source.isDir) {
+    const clone = await runCommand("git", ["clone", "--quiet", source.bundle, srcDir], { logFile });
+    if (clone.code !== 0) throw fail("cloning the llama.cpp bundle", clone.tail);
+  }
 
   const generator = (await commandWorks("ninja", ["--version"])) ? ["-G", "Ninja"] : [];
   const configure = await runCommand(
     "cmake",
-    ["-S", join(work, "src"), "-B", join(work, "build"), ...generator, ...plan.cmakeFlags],
+    ["-S", srcDir, "-B", join(work, "build"), ...generator, ...plan.cmakeFlags],
     { logFile },
   );
   if (configure.code !== 0) throw fail("cmake configure", configure.tail);
