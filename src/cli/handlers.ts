@@ -20,7 +20,7 @@ Usage:
   tokengate compare --baseline A.json --candidate B.json [--out report.md]
   tokengate baseline update --from results.json --to baselines/NAME.json
   tokengate model synth --preset tiny|small|medium|7b [--type f16|q8_0|q4_0] [--vocab NAME]
-                        [--seed N] [--threads N] --out FILE
+                        [--seed N] [--threads N] [--layers N] --out FILE
   tokengate server build [--backend auto|cpu|cuda] [--jobs N] [--cmake-flag FLAG]... [--force] [--print-path]
                         [--source DIR|BUNDLE [--source-tag TAG]]
 
@@ -135,6 +135,7 @@ export async function runSynthCommand(argv: string[]): Promise<ExitCodeValue> {
     vocab: { type: "string" },
     seed: { type: "string" },
     threads: { type: "string" },
+    layers: { type: "string" },
     out: { type: "string" },
   });
   if (v.help) return help(HELP);
@@ -151,6 +152,7 @@ export async function runSynthCommand(argv: string[]): Promise<ExitCodeValue> {
     });
   const seed = intFlag(v.seed, "--seed", "--seed 42", 0);
   const threads = intFlag(v.threads, "--threads", "--threads 8", 0);
+  const layers = intFlag(v.layers, "--layers", "--layers 35");
   let progress: ReturnType<typeof createProgress> | undefined;
   const r = await synthesizeModel({
     preset: v.preset,
@@ -159,6 +161,7 @@ export async function runSynthCommand(argv: string[]): Promise<ExitCodeValue> {
     ...(v.vocab ? { vocab: v.vocab } : {}),
     ...(seed !== undefined ? { seed } : {}),
     ...(threads !== undefined ? { threads } : {}),
+    ...(layers !== undefined ? { layers } : {}),
     onProgress: (done: number, total: number) => {
       progress ??= createProgress({ label: `writing ${v.preset}`, total, unit: "bytes" });
       progress.update(done);

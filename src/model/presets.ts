@@ -22,7 +22,8 @@ export interface ModelShape {
 }
 
 export interface Preset extends ModelShape {
-  name: PresetName;
+  /** The preset's name, or `<preset>-L<n>` when `--layers` overrides its depth. */
+  name: PresetName | `${PresetName}-L${number}`;
   defaultType: ModelType;
   description: string;
 }

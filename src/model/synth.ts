@@ -55,6 +55,8 @@ export interface SynthOptions {
   vocab?: string;
   /** 0 .. 2^32-1. Default 1. */
   seed?: number;
+  /** Override the preset's layer count (e.g. 35 on the 7b preset: ~10% slower, for A/B validation). */
+  layers?: number;
   /** Output file; parent folders are created. Written to a temporary file beside it, then renamed into place. */
   out: string;
   /** Generator threads. Default: all cores. 0 generates on the calling thread. The output does not depend on it. */
@@ -87,7 +89,18 @@ function resolveOptions(opts: SynthOptions): ResolvedOptions {
       hint: "--preset tiny (4M parameters, loads in a blink)",
     });
   }
-  const preset = PRESETS[opts.preset];
+  const base = PRESETS[opts.preset];
+  let preset: Preset = base;
+  if (opts.layers !== undefined) {
+    if (!Number.isInteger(opts.layers) || opts.layers < 1 || opts.layers > 512) {
+      throw new BadInputError(`must be an integer from 1 to 512, got ${opts.layers}`, {
+        subject: "--layers",
+        hint: `--layers ${base.layers + Math.max(1, Math.round(base.layers / 10))} (about 10% more compute than ${base.name})`,
+      });
+    }
+    // Same shape with another depth: a controlled slowdown (A/B validation), named so it never passes for the preset.
+    if (opts.layers !== base.layers) preset = { ...base, layers: opts.layers, name: `${opts.preset}-L${opts.layers}` };
+  }
   const type = opts.type ?? preset.defaultType;
   if (!isModelType(type)) {
     throw new BadInputError(`unknown type "${type}"; valid: ${MODEL_TYPES.join(", ")}`, {

@@ -211,3 +211,18 @@ describe("ensureDefaultModel", () => {
     }
   });
 });
+
+describe("--layers override", () => {
+  it("writes the preset's shape with another depth, named so it cannot pass for the preset", async () => {
+    const { synthesizeModel } = await import("../../src/model/synth.js");
+    const { inspectModel } = await import("../../src/model/inspect.js");
+    const { mkdtempSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const out = join(mkdtempSync(join(tmpdir(), "tg-layers-")), "tiny-l3.gguf");
+    await synthesizeModel({ preset: "tiny", layers: 3, out, quiet: true });
+    const info = await inspectModel(out, { hash: false });
+    expect(info.shape?.layers).toBe(3);
+    await expect(synthesizeModel({ preset: "tiny", layers: 0, out, quiet: true })).rejects.toThrow(/from 1 to 512/);
+  });
+});
