@@ -90,8 +90,12 @@ export function judgeSelfCheck(
   const workFraction = m.wallS > 0 ? Math.max(0, m.cpuS - m.spinS) / m.wallS : 0;
   const reasons: string[] = [];
   if (m.eventLoopDelayMs.p99 > limits.eventLoopP99Ms) {
+    const late = `tokengate's event loop ran up to ${m.eventLoopDelayMs.p99.toFixed(1)} ms late (p99 > ${limits.eventLoopP99Ms} ms)`;
+    // Late with little work of its own: the process waited for a CPU (other processes, or the server on the same cores).
     reasons.push(
-      `tokengate's event loop ran up to ${m.eventLoopDelayMs.p99.toFixed(1)} ms late (p99 > ${limits.eventLoopP99Ms} ms): timestamps and sends were delayed by the client`,
+      workFraction < 0.5
+        ? `${late} while using ${(100 * workFraction).toFixed(0)}% of a core: the machine was busy (other processes or the server took the CPU), so timestamps and sends were delayed`
+        : `${late}: its own work delayed timestamps and sends`,
     );
   }
   if (workFraction > limits.cpuCoreFraction) {

@@ -26,7 +26,8 @@ import {
  * The seed's Task 2.1 (gradual load increase), done as a ramp of independent steps: each step runs its load
  * (concurrency = closed-loop users, or rate = open-loop arrivals/s) for a warm-up and a measured duration, then drains,
  * and reports mean/p50/p95/p99 latency, TTFT, error rate, throughput and goodput. The ramp stops early when a step
- * misses the SLO or when the server is saturated (latency and in-flight requests rising while throughput does not).
+ * misses the SLO or when the server is saturated: latency and in-flight requests rising while throughput does not, in
+ * two steps in a row (or, for rates, outstanding requests and latency trending up within one step).
  */
 
 /** The fields ramp and max-load share: how one step is run. */
@@ -174,23 +175,32 @@ export async function runRampTest(ctx: TestContext, test: RampTest, trials: numb
   const sustainable: number[] = [];
   for (let trial = 0; trial < trials && !ctx.signal.aborted; trial++) {
     let prev: StepDigest | undefined;
+    let prevAcross = false;
     let best = 0;
     for (const load of loads) {
       if (ctx.signal.aborted) break;
       const run = await runLoadStep(ctx, test, tasks, { load, trial, phase: "ramp", onRecord });
       const d = run.digest;
-      // Concurrency steps: the across-step test. Rates: the within-step trend first, else the across-step test.
-      if (prev && !d.saturation?.saturated) d.saturation = stepSaturation(figuresOf(prev), figuresOf(d));
+      // Rates: the within-step trend is a statistical test of its own and stops at once. Across steps (concurrency,
+      // and rates whose trend did not fire) one noisy step can look saturated on a shared machine, so a stop needs two
+      // saturated steps in a row.
+      let stopForSaturation = !!d.saturation?.saturated;
+      if (prev && !d.saturation?.saturated) {
+        d.saturation = stepSaturation(figuresOf(prev), figuresOf(d));
+        stopForSaturation = d.saturation.saturated && prevAcross;
+        if (d.saturation.saturated && !prevAcross) d.saturation.reason += " (first sign: the next step must agree)";
+        prevAcross = d.saturation.saturated;
+      }
       steps.push(d);
       runs.push(run);
       if (d.slo?.pass) best = Math.max(best, load);
       prev = d;
       if (ctx.signal.aborted) break;
       if (test.slo && test.stopOnSloBreach && d.slo && !d.slo.pass) {
-        stops.push({ trial, afterStep: d.label, reason: `SLO missed: ${d.slo.reason}`, kind: "slo" });
+        stops.push({ trial, afterStep: d.label, reason: `SLO ${d.slo.reason}`, kind: "slo" });
         break;
       }
-      if (test.stopOnSaturation && d.saturation?.saturated) {
+      if (test.stopOnSaturation && stopForSaturation && d.saturation) {
         stops.push({ trial, afterStep: d.label, reason: d.saturation.reason, kind: "saturation" });
         break;
       }

@@ -173,7 +173,11 @@ describe("ramp loads and the client self-check verdict", () => {
     expect(judgeSelfCheck({ wallS: 10, cpuS: 2, spinS: 0, eventLoopDelayMs: calm }).clientBound).toBe(false);
     const late = judgeSelfCheck({ wallS: 10, cpuS: 2, spinS: 0, eventLoopDelayMs: { ...calm, p99: 45 } });
     expect(late.clientBound).toBe(true);
-    expect(late.reasons[0]).toMatch(/event loop ran up to 45\.0 ms late/);
+    expect(late.reasons[0]).toMatch(
+      /event loop ran up to 45\.0 ms late .* while using 20% of a core: the machine was busy/,
+    );
+    const lateBusy = judgeSelfCheck({ wallS: 10, cpuS: 7, spinS: 0, eventLoopDelayMs: { ...calm, p99: 45 } });
+    expect(lateBusy.reasons[0]).toMatch(/its own work delayed/);
     const busy = judgeSelfCheck({ wallS: 10, cpuS: 9.8, spinS: 0, eventLoopDelayMs: calm });
     expect(busy.clientBound).toBe(true);
     expect(busy.reasons[0]).toMatch(/98% of a CPU core/);
