@@ -15,6 +15,11 @@ export interface StallServerOptions {
   tokenIntervalMs?: number;
   /** Stall (ms) of the response to the request with this arrival index (0-based); 0 none, Infinity for ever. */
   stallMs?: (index: number) => number;
+  /**
+   * Responses streamed at once; later requests wait in a FIFO for a free slot (like llama-server's `--parallel`), so
+   * the server has a capacity of slots / response time. Default: unlimited.
+   */
+  slots?: number;
 }
 
 export interface StallServer {
@@ -31,6 +36,12 @@ export async function startFaultInjectingStallServer(o: StallServerOptions = {})
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   let received = 0;
+  let busy = 0;
+  const waiting: Array<() => void> = [];
+  const release = () => {
+    busy--;
+    waiting.shift()?.();
+  };
   const later = (ms: number, fn: () => void) => {
     const t = setTimeout(() => {
       timers.delete(t);
@@ -42,6 +53,22 @@ export async function startFaultInjectingStallServer(o: StallServerOptions = {})
     const index = received++;
     req.resume();
     req.on("end", () => {
+      if (o.slots === undefined) return respond();
+      let holding = false;
+      const acquire = () => {
+        holding = true;
+        busy++;
+        respond();
+      };
+      res.on("close", () => {
+        if (holding) return release();
+        const i = waiting.indexOf(acquire);
+        if (i >= 0) waiting.splice(i, 1); // the client gave up while waiting for a slot
+      });
+      if (busy < o.slots) acquire();
+      else waiting.push(acquire);
+    });
+    const respond = () => {
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
       const event = (obj: unknown) => res.write(`data: ${JSON.stringify(obj)}\n\n`);
       const delta = (content: string) => event({ choices: [{ index: 0, delta: { content }, finish_reason: null }] });
@@ -65,7 +92,7 @@ export async function startFaultInjectingStallServer(o: StallServerOptions = {})
         res.end("data: [DONE]\n\n");
       };
       next();
-    });
+    };
   });
   server.on("connection", (s) => {
     sockets.add(s);
