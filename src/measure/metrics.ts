@@ -134,7 +134,7 @@ export const METRICS = {
     aliases: { vllm: "request_goodput", guidellm: "request_goodput" },
   },
   max_sustainable_concurrency: {
-    unit: "req",
+    unit: "users",
     better: "higher",
     perRequest: false,
     description: "max-load / ramp: the highest concurrency whose step met the SLO (confirmed by a repeat in max-load)",

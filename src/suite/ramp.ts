@@ -1,4 +1,5 @@
 import type { RampTest, Slo } from "../config/suite-schema.js";
+import { METRICS } from "../measure/metrics.js";
 import type { RequestRecord } from "../measure/record.js";
 import type { ScenarioResult, TestResult } from "../measure/results.js";
 import { mergeSelfChecks } from "../measure/self-check.js";
@@ -149,8 +150,8 @@ export function stepParams(test: StepShape, tasks: LoadTask[], fallbacks: string
 /** The sustainable-load metric of a ramp or search: highest passing load (0 when none passed). */
 export function sustainableMetric(variable: LoadVariable, perTrial: number[]) {
   return variable === "concurrency"
-    ? { max_sustainable_concurrency: aggregateOf("req", "higher", perTrial) }
-    : { max_sustainable_rps: aggregateOf("req/s", "higher", perTrial) };
+    ? { max_sustainable_concurrency: aggregateOf(METRICS.max_sustainable_concurrency.unit, "higher", perTrial) }
+    : { max_sustainable_rps: aggregateOf(METRICS.max_sustainable_rps.unit, "higher", perTrial) };
 }
 
 export interface RampStop {
