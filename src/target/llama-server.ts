@@ -43,6 +43,12 @@ export interface LlamaServerTargetOptions {
   apiKey?: string;
   /** The `model` field for OpenAI requests. Default: the id the server lists at `/v1/models`. */
   modelName?: string;
+  /**
+   * Extra environment variables for the server, set over tokengate's own environment (e.g. `CUDA_VISIBLE_DEVICES` for
+   * a GPU subset). Never `LLAMA_API_KEY` (use `apiKey`) nor `LLAMA_ARG_*` (use `serverFlags`: a flag set through the
+   * environment would not show in the recorded flags): both are a BadInputError. Default: none.
+   */
+  env?: Record<string, string>;
 }
 
 /** `/props` fields tokengate reads (llama-server b1-80fb11a; see shared/reference/llama-server/props.txt). */
@@ -100,6 +106,27 @@ export function checkServerFlags(flags: string[], subject = "server flags"): voi
   }
 }
 
+/** Throws BadInputError for an extra environment variable that would bypass the key or flag handling. */
+export function checkServerEnv(env: Record<string, string>, subject = "server environment"): void {
+  for (const [k, v] of Object.entries(env)) {
+    if (k === "LLAMA_API_KEY" || k.startsWith("LLAMA_ARG_")) {
+      throw new BadInputError(`${k} cannot be set through the server environment`, {
+        subject,
+        hint:
+          k === "LLAMA_API_KEY"
+            ? "give the key through the apiKey option (target.apiKeyEnv): it is never recorded"
+            : 'pass the setting as a server flag instead, e.g. serverFlags: ["--parallel", "4"], so it is recorded',
+      });
+    }
+    if (typeof v !== "string" || k === "" || k.includes("=")) {
+      throw new BadInputError(`${JSON.stringify(k)}=${JSON.stringify(v)} is not a valid environment variable`, {
+        subject,
+        hint: 'give names and string values, e.g. { CUDA_VISIBLE_DEVICES: "0,1" }',
+      });
+    }
+  }
+}
+
 /** The value after `-t`/`--threads` in user flags, if any. */
 function userThreads(flags: string[]): string | undefined {
   for (let i = 0; i < flags.length; i++) {
@@ -144,12 +171,14 @@ function formatTail(file: string, n = 20): string {
  * variable would change the server without showing up in the recorded flags, so they are removed and the key, if any,
  * is set explicitly.
  */
-function childEnv(apiKey: string | undefined): NodeJS.ProcessEnv {
+function childEnv(apiKey: string | undefined, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (k.startsWith("LLAMA_ARG_") || k === "LLAMA_API_KEY") continue;
     env[k] = v;
   }
+  // checkServerEnv already refused LLAMA_API_KEY / LLAMA_ARG_* here; the key is set last all the same.
+  Object.assign(env, extra);
   if (apiKey !== undefined) env.LLAMA_API_KEY = apiKey;
   return env;
 }
@@ -197,6 +226,7 @@ class LlamaServerTargetImpl implements Target {
     const opts = this.opts;
     const userFlags = opts.serverFlags ?? [];
     checkServerFlags(userFlags);
+    if (opts.env) checkServerEnv(opts.env);
     if (opts.threads !== undefined && (!Number.isInteger(opts.threads) || opts.threads < 1)) {
       throw new BadInputError(`must be a positive integer, got ${opts.threads}`, {
         subject: "threads",
@@ -288,7 +318,7 @@ class LlamaServerTargetImpl implements Target {
       writeSync(fd, `# tokengate: ${[bin, ...args].map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(" ")}\n`);
       // The child writes straight into the file: no pipe through this process, so a busy event loop cannot stall the
       // server on a full pipe, and the log survives tokengate dying.
-      child = spawn(bin, args, { stdio: ["ignore", fd, fd], env: childEnv(this.opts.apiKey) });
+      child = spawn(bin, args, { stdio: ["ignore", fd, fd], env: childEnv(this.opts.apiKey, this.opts.env) });
     } finally {
       closeSync(fd);
     }
