@@ -1,6 +1,7 @@
 import { arch, cpus, platform, release, totalmem } from "node:os";
 import type { TargetFingerprint } from "../target/types.js";
 import { runCommand } from "../util/run-command.js";
+import { detectGpuInventory, visibleTopology } from "./gpu-topology.js";
 import type { EnvironmentFingerprint } from "./results.js";
 
 /** GPUs as nvidia-smi reports them (empty without NVIDIA GPUs or without nvidia-smi). */
@@ -28,7 +29,9 @@ export async function detectGpus(): Promise<{ gpus: EnvironmentFingerprint["gpus
 /** What the measurement ran on: baselines are only compared with runs on the same environment. */
 export async function environmentFingerprint(target: TargetFingerprint): Promise<EnvironmentFingerprint> {
   const cpu = cpus();
-  const { gpus, cuda } = await detectGpus();
+  const [{ gpus, cuda }, inventory] = await Promise.all([detectGpus(), detectGpuInventory()]);
+  // Multi-GPU results depend on how many GPUs the run could use and how they are linked (NVLink vs PCIe).
+  const gpuTopology = visibleTopology(inventory);
   return {
     os: `${platform()} ${release()}`,
     arch: arch(),
@@ -37,6 +40,8 @@ export async function environmentFingerprint(target: TargetFingerprint): Promise
     memoryBytes: totalmem(),
     node: process.version,
     gpus,
+    gpuCount: inventory.visible.length,
+    ...(gpuTopology ? { gpuTopology } : {}),
     ...(cuda ? { cuda } : {}),
     target,
   };

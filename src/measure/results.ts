@@ -253,8 +253,32 @@ export interface EnvironmentFingerprint {
   memoryBytes: number;
   node: string;
   gpus: Array<{ name: string; driver?: string; memoryMiB?: number }>;
+  /**
+   * GPUs this run may use: `nvidia-smi -L` narrowed by the CUDA_VISIBLE_DEVICES tokengate runs with (0 without
+   * nvidia-smi). Absent in results written before it was recorded.
+   */
+  gpuCount?: number;
+  /** How the GPUs are linked (`nvidia-smi topo -m`); absent with fewer than 2 GPUs or where nvidia-smi cannot say. */
+  gpuTopology?: GpuTopology;
   cuda?: string;
   target: TargetFingerprint;
+}
+
+/**
+ * `nvidia-smi topo -m`, GPU part: the link between each pair of GPUs (`X` self, `NV18` 18 bonded NVLinks, `PIX`,
+ * `PXB`, `PHB`, `NODE`, `SYS`: PCIe paths from closest to farthest). Indices are nvidia-smi's (`GPU0` is index 0).
+ */
+export interface GpuTopology {
+  /** Column names as printed: `GPU0`, `GPU1`, ... */
+  gpus: string[];
+  /** links[i][j]: the link between gpus[i] and gpus[j]. */
+  links: string[][];
+  /** Per GPU, when printed: the `CPU Affinity` column (`0-55,112-167`). */
+  cpuAffinity?: string[];
+  /** Per GPU, when printed: the `NUMA Affinity` column. */
+  numaAffinity?: string[];
+  /** One line: `8 GPUs; GPU pairs: NV18 x28`. */
+  summary: string;
 }
 
 export type VerdictLevel = "pass" | "warn" | "fail";

@@ -195,6 +195,16 @@ export const resultsSchema = z.object({
     memoryBytes: z.number(),
     node: z.string(),
     gpus: z.array(z.object({ name: z.string(), driver: z.string().optional(), memoryMiB: z.number().optional() })),
+    gpuCount: z.number().int().min(0).optional(),
+    gpuTopology: z
+      .object({
+        gpus: z.array(z.string()),
+        links: z.array(z.array(z.string())),
+        cpuAffinity: z.array(z.string()).optional(),
+        numaAffinity: z.array(z.string()).optional(),
+        summary: z.string(),
+      })
+      .optional(),
     cuda: z.string().optional(),
     target: z.object({
       kind: z.enum(["in-process", "llama-server", "external"]),
@@ -262,6 +272,10 @@ const _comparisonKeys: SameKeys<
 > = true;
 const _testKeys: SameKeys<Results["tests"][number], Parsed["tests"][number]> = true;
 const _envKeys: SameKeys<Results["environment"], Parsed["environment"]> = true;
+const _topologyKeys: SameKeys<
+  NonNullable<Results["environment"]["gpuTopology"]>,
+  NonNullable<Parsed["environment"]["gpuTopology"]>
+> = true;
 type Server = NonNullable<Results["tests"][number]["server"]>;
 type ParsedServer = NonNullable<Parsed["tests"][number]["server"]>;
 const _serverKeys: SameKeys<Server, ParsedServer> = true;
@@ -279,6 +293,6 @@ const _splitKeys: SameKeys<Analysis["timeSplits"][number], ParsedAnalysis["timeS
 const _bottleneckKeys: SameKeys<Analysis["bottlenecks"][number], ParsedAnalysis["bottlenecks"][number]> = true;
 const _recommendationKeys: SameKeys<Analysis["recommendations"][number], ParsedAnalysis["recommendations"][number]> =
   true;
-void [_parsedIsResults, _checkKeys, _comparisonKeys, _testKeys, _envKeys];
+void [_parsedIsResults, _checkKeys, _comparisonKeys, _testKeys, _envKeys, _topologyKeys];
 void [_serverKeys, _serverCounterKeys, _serverRateKeys, _serverLoadKeys, _sampleKeys];
 void [_resultsKeys, _splitKeys, _bottleneckKeys, _recommendationKeys];
