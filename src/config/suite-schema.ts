@@ -271,6 +271,63 @@ export const openLoopTestSchema = z
   })
   .strict();
 
+// ---------------------------------------------------------------------------------------------------------------
+// Multi-GPU scaling: src/suite/scaling.ts (planning in src/suite/scaling-plan.ts)
+
+export const tensorSplitPresetSchema = z
+  .enum(["main-light", "main-heavy"])
+  .describe("main-light: GPU 0 gets half the share of each other GPU (1,2,2,..); main-heavy: twice (2,1,1,..)");
+
+export const scalingTestSchema = z
+  .object({
+    kind: z.literal("scaling"),
+    ...common,
+    gpus: z
+      .array(z.number().int().positive())
+      .min(1)
+      .default([1, 2, 4, 8])
+      .describe(
+        "GPU counts to measure, each on a subset chosen by topology (CUDA_VISIBLE_DEVICES); counts above the GPUs " +
+          "present are skipped, and with no GPU one CPU point is measured",
+      ),
+    splitModes: z
+      .array(z.enum(["layer", "row", "tensor"]))
+      .min(1)
+      .default(["layer", "row"])
+      .describe("llama-server -sm modes for subsets of 2+ GPUs (tensor: llama.cpp's experimental tensor parallelism)"),
+    tensorSplits: z
+      .array(z.union([tensorSplitPresetSchema, z.array(z.number().positive()).min(2)]))
+      .default(["main-light"])
+      .describe(
+        "Uneven -ts ratios, each measured with every split mode: a preset, or explicit ratios (e.g. [3, 1]) used " +
+          "for subsets of that many GPUs; [] for even splits only",
+      ),
+    throughput: z
+      .object({
+        concurrency: z.number().int().positive().default(8).describe("Requests in flight at once"),
+        requests: z.number().int().positive().default(32).describe("Measured requests per configuration"),
+        promptTokens: z.number().int().positive().default(128),
+        warmup: z.number().int().min(0).default(4).describe("Unmeasured requests first, at the same concurrency"),
+      })
+      .strict()
+      .default({ concurrency: 8, requests: 32, promptTokens: 128, warmup: 4 })
+      .describe("The throughput phase run on every configuration"),
+    latency: z
+      .object({
+        promptTokens: z.number().int().positive().default(128),
+        repetitions: z.number().int().min(0).default(5).describe("Measured single requests (0: no latency phase)"),
+        warmup: z.number().int().min(0).default(1),
+      })
+      .strict()
+      .default({ promptTokens: 128, repetitions: 5, warmup: 1 })
+      .describe("The latency phase (one request in flight) run on every configuration"),
+  })
+  .strict()
+  .describe(
+    "Runs the same workload on llama-server restarted per configuration (GPU subset x split mode) and reports " +
+      "throughput, latency and scaling efficiency (speedup over the smallest configuration / GPUs). Needs target.kind: llama-server",
+  );
+
 export const TEST_SCHEMAS = [
   latencyTestSchema,
   throughputTestSchema,
@@ -278,6 +335,7 @@ export const TEST_SCHEMAS = [
   maxLoadTestSchema,
   stressTestSchema,
   openLoopTestSchema,
+  scalingTestSchema,
 ] as const;
 export const testSchema = z.discriminatedUnion("kind", TEST_SCHEMAS);
 
@@ -318,3 +376,5 @@ export type RampTest = z.infer<typeof rampTestSchema>;
 export type MaxLoadTest = z.infer<typeof maxLoadTestSchema>;
 export type StressTest = z.infer<typeof stressTestSchema>;
 export type OpenLoopTest = z.infer<typeof openLoopTestSchema>;
+export type ScalingTest = z.infer<typeof scalingTestSchema>;
+export type TensorSplitPreset = z.infer<typeof tensorSplitPresetSchema>;

@@ -6,6 +6,7 @@ import type { MetricResult, Results, TestResult } from "../measure/results.js";
 import { VERDICT_ICON } from "./console.js";
 import { escapeMarkdown as esc } from "./escape.js";
 import { isLoadKind, renderLoadSections } from "./load-report.js";
+import { isScalingKind, renderScalingSection } from "./scaling-report.js";
 
 /** Rows of the per-test metric table, in reading order. */
 const TABLE_METRICS = [
@@ -127,7 +128,11 @@ function testSection(test: TestResult): string[] {
   lines.push(
     "",
     metricsTable(test.metrics),
-    ...(isLoadKind(test.kind) ? renderLoadSections(test) : scenarioSection(test)),
+    ...(isLoadKind(test.kind)
+      ? renderLoadSections(test)
+      : isScalingKind(test.kind)
+        ? renderScalingSection(test)
+        : scenarioSection(test)),
   );
   const cc = test.crossCheck;
   if (cc && cc.samples > 0) {

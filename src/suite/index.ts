@@ -5,6 +5,7 @@ import { runLatencyTest } from "./latency.js";
 import { runMaxLoadTest } from "./max-load.js";
 import { runOpenLoopTest } from "./open-loop.js";
 import { runRampTest } from "./ramp.js";
+import { runScalingTest, type ScalingContext } from "./scaling.js";
 import { runStressTest } from "./stress.js";
 import { runThroughputTest } from "./throughput.js";
 
@@ -26,14 +27,20 @@ export function plannedRequests(test: SuiteTest, trials: number): number | undef
       const byCount = test.requests === undefined ? byTime : test.requests + (test.warmupRequests ?? 0);
       return trials * Math.min(byTime, byCount);
     }
+    case "scaling":
+      // How many configurations run depends on the GPUs present (the test reports its own total as it goes).
+      return undefined;
     default:
       // ramp, max-load, stress: time-bound closed loops; how many requests fit depends on the server.
       return undefined;
   }
 }
 
-/** Dispatches a suite test to its runner. */
-export function runTest(ctx: TestContext, test: SuiteTest, trials: number): Promise<TestResult> {
+/**
+ * Dispatches a suite test to its runner. `scaling` also reads `restartTarget` (and optionally `gpuInventory`) from
+ * the context: give them where the target is a llama-server (src/suite/scaling.ts, ScalingContext).
+ */
+export function runTest(ctx: TestContext | ScalingContext, test: SuiteTest, trials: number): Promise<TestResult> {
   switch (test.kind) {
     case "latency":
       return runLatencyTest(ctx, test, trials);
@@ -47,5 +54,7 @@ export function runTest(ctx: TestContext, test: SuiteTest, trials: number): Prom
       return runStressTest(ctx, test, trials);
     case "open-loop":
       return runOpenLoopTest(ctx, test, trials);
+    case "scaling":
+      return runScalingTest(ctx, test, trials);
   }
 }
