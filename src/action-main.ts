@@ -54,6 +54,7 @@ import { commentMarker, type RenderInfo, renderComment, renderSummary, type Summ
 import { type GitHubClient, type StickyCommentResult, upsertStickyComment } from "./publish/sticky-comment.js";
 import { type PublishView, toPublishView } from "./publish/view.js";
 import { escapeMarkdown as esc, slug } from "./report/escape.js";
+import { ensureNodeLlamaCpp } from "./target/node-llama-cpp-install.js";
 import { BadInputError, CouldNotRunError, isTokengateError, type TokengateError } from "./util/errors.js";
 import { registerSecret } from "./util/secrets.js";
 
@@ -134,6 +135,10 @@ async function runMode(deps: ActionDeps, inputs: ActionInputs, ctx: ActionContex
 
   await assertNotPwnRequest(ctx, [inputs.workingDirectory, deps.env.GITHUB_WORKSPACE ?? inputs.workingDirectory]);
 
+  // The in-process target and synthetic models need node-llama-cpp next to dist/ (see node-llama-cpp-install.ts).
+  if (inputs.target !== "external" && !(inputs.target === "llama-server" && inputs.modelPath)) {
+    await ensureNodeLlamaCpp((line) => log.info(line));
+  }
   const leg = legOf(ctx.job, inputs.matrixJson, inputs.leg);
   const started: RecordedProcess[] = [];
   const outDir = join(inputs.workingDirectory, "tokengate-results", leg.id);

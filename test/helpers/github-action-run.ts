@@ -79,6 +79,8 @@ export interface RunOptions {
   event?: unknown;
   eventName?: string;
   timeoutMs?: number;
+  /** Run the action from this folder (a copy of the action as `uses:` checks it out) instead of the repository. */
+  actionDir?: string;
 }
 
 export function runAction(opts: RunOptions): Promise<ActionRun> {
@@ -104,8 +106,9 @@ export function runAction(opts: RunOptions): Promise<ActionRun> {
   };
   for (const [k, v] of Object.entries(opts.inputs ?? {})) env[`INPUT_${k.toUpperCase()}`] = v;
   return new Promise((resolve, reject) => {
-    const child = spawn(node24(), [join(REPO_ROOT, "dist", opts.entry ?? "index.js")], {
-      cwd: REPO_ROOT,
+    const root = opts.actionDir ?? REPO_ROOT;
+    const child = spawn(node24(), [join(root, "dist", opts.entry ?? "index.js")], {
+      cwd: root,
       env,
       stdio: ["ignore", "pipe", "pipe"],
     });
