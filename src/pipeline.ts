@@ -17,7 +17,8 @@ import { renderMarkdown } from "./report/markdown.js";
 import { writeJsonAtomic, writeTextAtomic } from "./report/write.js";
 import type { TestContext } from "./suite/context.js";
 import { plannedRequests, runTest, testName } from "./suite/index.js";
-import { createTarget, planTarget } from "./target/index.js";
+import { llamaServerRestarter, type RestartTarget } from "./suite/scaling.js";
+import { createTarget, llamaServerOptions, planTarget } from "./target/index.js";
 import type { Endpoint, Target } from "./target/types.js";
 import type { ExitCodeValue } from "./util/errors.js";
 import { packageInfo } from "./util/package-root.js";
@@ -84,7 +85,10 @@ export async function runPipeline(config: RunConfig, hooks: PipelineHooks = {}):
     const endpoint = await target.start();
     if (endpoint.logFile && existsSync(endpoint.logFile)) files.serverLog = endpoint.logFile;
     hooks.onTargetStarted?.(target, endpoint);
-    const session = new MeasureSession(target, endpoint, suite, sink, config);
+    // Experiments that restart servers per configuration (scaling) get a restarter with the run's own options.
+    const restartTarget =
+      plan.kind === "llama-server" ? llamaServerRestarter(llamaServerOptions(plan, suite, config)) : undefined;
+    const session = new MeasureSession(target, endpoint, suite, sink, config, restartTarget);
     const environment = await environmentFingerprint(await target.fingerprint());
     const tests: TestResult[] = [];
     const snapshot = (): Results => ({
@@ -157,6 +161,7 @@ class MeasureSession {
     private readonly suite: Suite,
     private readonly sink: RecordSink,
     private readonly config: RunConfig,
+    private readonly restartTarget?: RestartTarget,
   ) {
     this.client = new StreamClient(endpoint, {
       stallTimeoutMs: suite.request.stallTimeoutMs,
@@ -183,7 +188,8 @@ class MeasureSession {
         unit: "req",
         quiet: this.config.quiet ?? false,
       });
-      const ctx: TestContext = {
+      const ctx: TestContext & { restartTarget?: RestartTarget } = {
+        ...(this.restartTarget ? { restartTarget: this.restartTarget } : {}),
         testName: name,
         endpoint: this.endpoint,
         client: this.client,
@@ -194,9 +200,10 @@ class MeasureSession {
         onRequestDone: (done) => progress.update(done),
       };
       // llama-server /metrics counter deltas and /slots samples over the test (nothing for servers without them).
-      await using sampler = await startServerSampler(this.endpoint);
+      // Not for `scaling`: it measures servers of its own, and the run's server sits idle meanwhile.
+      await using sampler = test.kind === "scaling" ? undefined : await startServerSampler(this.endpoint);
       const result = await runTest(ctx, test, trials);
-      const server = await sampler.stop();
+      const server = await sampler?.stop();
       if (server) result.server = server;
       progress.done(
         result.aborted ? `aborted: ${result.aborted}` : `${result.requests.succeeded}/${result.requests.attempted} ok`,

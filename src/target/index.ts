@@ -4,7 +4,7 @@ import { ensureDefaultModel } from "../model/synth.js";
 import { BadInputError } from "../util/errors.js";
 import { createExternalTarget } from "./external.js";
 import { createInProcessTarget } from "./in-process/target.js";
-import { createLlamaServerTarget } from "./llama-server.js";
+import { createLlamaServerTarget, type LlamaServerTargetOptions } from "./llama-server.js";
 import type { Target, TargetKind } from "./types.js";
 
 export interface TargetPlan {
@@ -32,6 +32,20 @@ export async function planTarget(suite: Suite, config: RunConfig): Promise<Targe
   return { kind, model: await ensureDefaultModel(), embeddedDefault: true };
 }
 
+/** The llama-server options a run uses (shared with experiments that restart servers, e.g. `scaling`). */
+export function llamaServerOptions(plan: TargetPlan, suite: Suite, config: RunConfig): LlamaServerTargetOptions {
+  const t = suite.target;
+  const serverBin = config.serverBin ?? t.serverBin;
+  return {
+    model: plan.model!,
+    ...(serverBin ? { serverBin } : {}),
+    ...(t.threads ? { threads: t.threads } : {}),
+    serverFlags: t.serverFlags,
+    outDir: config.outDir,
+    readyTimeoutMs: t.readyTimeoutMs,
+  };
+}
+
 export function createTarget(plan: TargetPlan, suite: Suite, config: RunConfig): Target {
   const t = suite.target;
   switch (plan.kind) {
@@ -42,14 +56,7 @@ export function createTarget(plan: TargetPlan, suite: Suite, config: RunConfig):
         readyTimeoutMs: t.readyTimeoutMs,
       });
     case "llama-server":
-      return createLlamaServerTarget({
-        model: plan.model!,
-        ...((config.serverBin ?? t.serverBin) ? { serverBin: config.serverBin ?? t.serverBin } : {}),
-        ...(t.threads ? { threads: t.threads } : {}),
-        serverFlags: t.serverFlags,
-        outDir: config.outDir,
-        readyTimeoutMs: t.readyTimeoutMs,
-      });
+      return createLlamaServerTarget(llamaServerOptions(plan, suite, config));
     case "in-process":
       if (t.serverFlags.length > 0) {
         throw new BadInputError("serverFlags are llama-server flags; the in-process target does not take them", {

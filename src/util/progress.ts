@@ -24,7 +24,8 @@ export interface ProgressOptions {
 export function createProgress(opts: ProgressOptions): Progress {
   const stream = opts.stream ?? process.stderr;
   if (opts.quiet) return { update() {}, done() {} };
-  if (stream.isTTY && !process.env.CI) {
+  // A bar needs a total; time-bound tests (ramp, stress, open loop) only know a count, shown as plain lines.
+  if (stream.isTTY && !process.env.CI && opts.total > 0) {
     const bar = new cliProgress.SingleBar(
       {
         stream,
@@ -50,10 +51,12 @@ export function createProgress(opts: ProgressOptions): Progress {
       const now = Date.now();
       if (now - last < intervalMs) return;
       last = now;
-      const pct = opts.total > 0 ? Math.round((100 * value) / opts.total) : 0;
-      stream.write(
-        `${opts.label}: ${pct}% (${value}/${opts.total}${opts.unit ? ` ${opts.unit}` : ""})${detail ? ` ${detail}` : ""}\n`,
-      );
+      const unit = opts.unit ? ` ${opts.unit}` : "";
+      const amount =
+        opts.total > 0
+          ? `${Math.round((100 * value) / opts.total)}% (${value}/${opts.total}${unit})`
+          : `${value}${unit}`;
+      stream.write(`${opts.label}: ${amount}${detail ? ` ${detail}` : ""}\n`);
     },
     done(detail) {
       stream.write(`${opts.label}: done${detail ? ` ${detail}` : ""}\n`);
