@@ -6,7 +6,7 @@
  * warm-up, so all clients are measured the same way. Clients take turns within each repeat (drift on a shared machine
  * hits all of them alike); the table shows medians of the repeats with their range.
  *
- *   npx tsx bench/client-overhead.ts [--repeats 3] [--window 5] [--scenarios busy,seed] [--json out.json]
+ *   npx tsx bench/client-overhead.ts [--repeats 3] [--window 4] [--scenarios busy,seed] [--json out.json]
  *
  * Scenarios:
  * - busy: 8 users back to back (no think time), /v1/chat/completions streaming 32 tokens: the client's per-request and
@@ -159,7 +159,8 @@ const SCENARIOS: Scenario[] = [
   {
     name: "seed",
     description: "the seed's locustfile: 128 users, completion x1 + chat x3, 20 tokens, between(1, 3) s think time",
-    warmupS: 3,
+    // All users start at once (locust -r 128): after the first think time the arrivals are spread out.
+    warmupS: 2.5,
     clients: [
       tokengate(SEED),
       locust({ users: 128, stream: true, wait: "between:1:3", mix: "seed", maxTokens: 20 }),
@@ -261,7 +262,7 @@ function pythonVersion(): string {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const repeats = numArg(args, "repeats", 3);
-  const windowS = numArg(args, "window", 5);
+  const windowS = numArg(args, "window", 4);
   const wanted = (args.get("scenarios") ?? "busy,seed").split(",");
   const scenarios = SCENARIOS.filter((s) => wanted.includes(s.name));
   const load0 = loadavg()[0]!;

@@ -39,6 +39,7 @@ function one(t: TokengateLoadOptions["tasks"][number]): Promise<number> {
     let tokens = 0;
     let firstNs = 0;
     const handler: Dispatcher.DispatchHandler = {
+      onConnect: () => undefined,
       onError: reject,
       onHeaders: () => true,
       onData: (chunk: Buffer) => {
