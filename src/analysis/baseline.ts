@@ -21,8 +21,10 @@ export interface BaselineSource {
   run?: string;
   /** Branch or tag. */
   ref?: string;
-  /** The results file it was promoted from. */
+  /** The results file it was promoted from (the first run's). */
   resultsFile?: string;
+  /** Every run's results file, in order, when the baseline holds several runs. */
+  resultsFiles?: string[];
 }
 
 export interface Baseline {
@@ -31,7 +33,19 @@ export interface Baseline {
   /** ISO 8601. */
   createdAt: string;
   source: BaselineSource;
+  /** The first run (what a single-run baseline holds, and what readers that know one run read). */
   results: Results;
+  /**
+   * The other runs, each measured in its own server process, of the same suite and environment (checked when written).
+   * Kept apart so the comparison knows which trial came from which run and can measure run-to-run noise
+   * (docs/verdicts.md). Absent in single-run baselines, including every file written before runs existed.
+   */
+  moreRuns?: Results[];
+}
+
+/** Every run of a baseline, the first one first. */
+export function baselineRuns(b: Pick<Baseline, "results" | "moreRuns">): Results[] {
+  return [b.results, ...(b.moreRuns ?? [])];
 }
 
 /** A baseline with the file it was read from (for messages). */
@@ -116,8 +130,10 @@ const baselineSchema = z.looseObject({
     run: z.string().optional(),
     ref: z.string().optional(),
     resultsFile: z.string().optional(),
+    resultsFiles: z.array(z.string()).optional(),
   }),
   results: resultsSchema,
+  moreRuns: z.array(resultsSchema).optional(),
 });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -147,14 +163,17 @@ export function parseBaseline(text: string, file: string): LoadedBaseline {
     );
   }
   checkVersion(o.baselineVersion, BASELINE_VERSION, "baselineVersion", file);
-  const results = o.results;
-  if (typeof results === "object" && results !== null && "schemaVersion" in results) {
-    checkVersion(
-      (results as Record<string, unknown>).schemaVersion,
-      RESULTS_SCHEMA_VERSION,
-      "results.schemaVersion",
-      file,
-    );
+  const runs: Array<[string, unknown]> = [["results", o.results]];
+  if (Array.isArray(o.moreRuns)) for (const [i, r] of o.moreRuns.entries()) runs.push([`moreRuns[${i}]`, r]);
+  for (const [field, results] of runs) {
+    if (typeof results === "object" && results !== null && "schemaVersion" in results) {
+      checkVersion(
+        (results as Record<string, unknown>).schemaVersion,
+        RESULTS_SCHEMA_VERSION,
+        `${field}.schemaVersion`,
+        file,
+      );
+    }
   }
   const parsed = baselineSchema.safeParse(data, { reportInput: true });
   if (!parsed.success) throw schemaError(parsed.error, file, "baseline", UPDATE_HINT);
@@ -186,6 +205,19 @@ export async function loadBaseline(file: string): Promise<LoadedBaseline> {
 
 export async function loadResults(file: string): Promise<Results> {
   return parseResults(await readText(file, "results file"), file);
+}
+
+/**
+ * The runs in a file: every run of a baseline (a multi-run baseline has several), or the one run of a results file.
+ * What `compare` and `validate` read, so a baseline's runs are never flattened into one.
+ */
+export async function loadRuns(file: string): Promise<Results[]> {
+  const text = await readText(file, "results file");
+  const data = parseJson(text, file, "use the results.json that tokengate run wrote, or a baselines/NAME.json");
+  if (typeof data === "object" && data !== null && "baselineVersion" in data) {
+    return baselineRuns(parseBaseline(text, file));
+  }
+  return [parseResults(text, file)];
 }
 
 async function readText(file: string, what: string): Promise<string> {
@@ -324,9 +356,15 @@ export function compareEnvironments(
 }
 
 /** `GPU differs (baseline NVIDIA H200, run NVIDIA A100); CUDA differs (baseline 12.8, run 13.0)`. */
-export function describeDifferences(diffs: readonly FingerprintDifference[]): string {
+export function describeDifferences(
+  diffs: readonly FingerprintDifference[],
+  sides: { baseline: string; run: string } = { baseline: "baseline", run: "run" },
+): string {
   return diffs
-    .map((d) => `${d.label} ${d.label.endsWith("flags") ? "differ" : "differs"} (baseline ${d.baseline}, run ${d.run})`)
+    .map(
+      (d) =>
+        `${d.label} ${d.label.endsWith("flags") ? "differ" : "differs"} (${sides.baseline} ${d.baseline}, ${sides.run} ${d.run})`,
+    )
     .join("; ");
 }
 
@@ -463,8 +501,12 @@ export async function findBaseline(dir: string, run: Results): Promise<BaselineS
 }
 
 export interface UpdateBaselineOptions {
-  /** Results file to promote. */
-  from: string;
+  /**
+   * Results file(s) to promote. Several files are several runs (each `tokengate run` in its own server process) of the
+   * same suite and environment: the baseline keeps them apart, so comparisons measure run-to-run noise instead of
+   * assuming it.
+   */
+  from: string | readonly string[];
   /** Baseline file to write (`baselines/NAME.json`). */
   to: string;
   /** Baseline name; the file name without `.json` when absent. */
@@ -480,30 +522,61 @@ export interface UpdateBaselineResult {
   baseline: Baseline;
   /** True when `to` existed and was replaced (the PR diff shows what changed). */
   replaced: boolean;
-  /** Things a reviewer should know before accepting it (aborted tests, single trials). */
+  /** Things a reviewer should know before accepting it (aborted tests, single trials, a single run). */
   warnings: string[];
 }
 
 /**
  * Writes the proposed baseline for a reviewed PR. Never judges: a failing run can still be proposed (an accepted
  * regression), so gating never blocks producing it. Written to a temp file and renamed, so a crash leaves no half file.
+ * Several `from` files must be runs of one setup (suite, environment, tests): what differs is bad input naming it.
  */
 export async function updateBaseline(options: UpdateBaselineOptions): Promise<UpdateBaselineResult> {
-  const results = await loadResults(options.from);
+  const files = typeof options.from === "string" ? [options.from] : [...options.from];
+  if (files.length === 0) {
+    throw new BadInputError("no results file to promote", {
+      subject: "--from",
+      hint: "tokengate baseline update --from a/results.json --from b/results.json --to baselines/NAME.json",
+    });
+  }
+  const runs: Results[] = [];
+  for (const f of files) runs.push(...(await loadRuns(f)));
+  const first = runs[0]!;
+  for (const [i, run] of runs.entries()) {
+    if (i === 0) continue;
+    const why = runDifference(first, run);
+    if (why) {
+      throw new BadInputError(`runs of one baseline must be of the same suite and setup: ${why}`, {
+        subject: files[Math.min(i, files.length - 1)]!,
+        hint: `compare like with like: promote runs of one suite on one machine and model, e.g. --from ${files[0]} --from <another run of it>`,
+      });
+    }
+  }
   const name = options.name ?? basename(options.to).replace(/\.json$/i, "");
   const warnings: string[] = [];
-  for (const t of results.tests) {
-    if (t.aborted) warnings.push(`test ${t.name} was aborted (${t.aborted}): its numbers are partial`);
-    if (t.trials < 2)
-      warnings.push(`test ${t.name} ran ${t.trials} trial(s): comparisons against it stay inconclusive`);
+  for (const [i, results] of runs.entries()) {
+    const which = runs.length > 1 ? ` in run ${i + 1}` : "";
+    for (const t of results.tests) {
+      if (t.aborted) warnings.push(`test ${t.name}${which} was aborted (${t.aborted}): its numbers are partial`);
+      if (t.trials < 2)
+        warnings.push(`test ${t.name}${which} ran ${t.trials} trial(s): comparisons against it stay inconclusive`);
+    }
   }
+  if (runs.length === 1) {
+    warnings.push(
+      "one run: comparisons will assume the run-to-run noise (policy runNoise); add runs of separate processes with --from a.json --from b.json --from c.json to measure it",
+    );
+  }
+  const source: BaselineSource = { resultsFile: basename(files[0]!), ...options.source };
+  if (files.length > 1) source.resultsFiles = files.map((f) => basename(f));
   const baseline: Baseline = {
     baselineVersion: BASELINE_VERSION,
     name,
     createdAt: (options.now ?? new Date()).toISOString(),
-    source: { resultsFile: basename(options.from), ...options.source },
-    results,
+    source,
+    results: first,
   };
+  if (runs.length > 1) baseline.moreRuns = runs.slice(1);
   let replaced = false;
   try {
     await readFile(options.to);
@@ -524,4 +597,40 @@ export async function updateBaseline(options: UpdateBaselineOptions): Promise<Up
     });
   }
   return { file: options.to, baseline, replaced, warnings };
+}
+
+/**
+ * Why `run` cannot be another run of `first` in one baseline, or undefined: the suite (name and file hash), the
+ * environment fingerprint, and each test's kind and parameters must agree.
+ */
+export function runDifference(first: Results, run: Results): string | undefined {
+  const out: string[] = [];
+  if (first.suite.name !== run.suite.name)
+    out.push(`suite differs (first run ${first.suite.name}, this run ${run.suite.name})`);
+  else if (first.suite.sha256 !== run.suite.sha256) {
+    out.push(
+      `suite file differs (first run sha256 ${first.suite.sha256.slice(0, 12)}, this run ${run.suite.sha256.slice(0, 12)})`,
+    );
+  }
+  const env = compareEnvironments(first.environment, run.environment);
+  if (env.length) out.push(describeDifferences(env, { baseline: "first run", run: "this run" }));
+  const names = (r: Results) => r.tests.map((t) => t.name).join(", ");
+  if (names(first) !== names(run)) out.push(`tests differ (first run ${names(first)}; this run ${names(run)})`);
+  else {
+    for (const t of first.tests) {
+      const u = run.tests.find((x) => x.name === t.name)!;
+      const kind = t.kind !== u.kind ? `kind differs (first run ${t.kind}, this run ${u.kind})` : undefined;
+      const params = kind ? undefined : paramsDifference(t.params, u.params);
+      if (kind || params) out.push(`test ${t.name}: ${kind ?? params}`);
+    }
+  }
+  return out.length ? out.join("; ") : undefined;
+}
+
+function paramsDifference(a: Record<string, unknown>, b: Record<string, unknown>): string | undefined {
+  const keys = [...new Set([...Object.keys(a ?? {}), ...Object.keys(b ?? {})])].sort();
+  const diffs = keys
+    .filter((k) => JSON.stringify(a?.[k]) !== JSON.stringify(b?.[k]))
+    .map((k) => `${k} first run ${JSON.stringify(a?.[k]) ?? "none"}, this run ${JSON.stringify(b?.[k]) ?? "none"}`);
+  return diffs.length ? `params differ (${diffs.join("; ")})` : undefined;
 }

@@ -1,21 +1,37 @@
 /**
- * Baseline comparison, metric by metric: per-trial values of the gated statistic on both sides, a one-sided rank test
- * in the metric's worse direction, a bootstrap interval of the ratio of medians, Holm across the family, then the
- * decision table of docs/verdicts.md. Pure: results in, checks out.
+ * Baseline comparison, metric by metric. Each side is one or more runs (separate server processes: results files),
+ * each with K per-trial values of the gated statistic. Two tests in the metric's worse direction:
+ * - a one-sided rank test on per-trial values pooled over each side's runs (the trial level), and
+ * - the run-level test on run medians (stats.ts runLevelTest), whose variance includes run-to-run noise: measured from
+ *   the runs' spread when a side has several runs, assumed (policy.runNoise) when it has one.
+ * A regression needs both (the larger p-value decides: an intersection-union test, valid at alpha), then Holm across
+ * the family, then the decision table of docs/verdicts.md. Pure: results in, checks out.
  */
 import { decodeHistogram } from "../measure/histogram.js";
 import type { Better, Check, CheckComparison, MetricResult, Results, TestResult } from "../measure/results.js";
 import { checkLabel, formatChange, formatP, formatPercent, type Stat } from "./format.js";
-import type { Policy } from "./policy.js";
+import { type Policy, runNoiseFor } from "./policy.js";
 import {
-  bootstrapMedianRatio,
   holmAdjust,
   mannWhitney,
   type RankTestResult,
   type RatioInterval,
+  type RunLevelResult,
+  runLevelInterval,
+  runLevelTest,
   seededRandom,
   trialsNeeded,
 } from "./stats.js";
+
+/**
+ * One side of a comparison: its runs, each a separate server process (one results file). A plain Results is one run.
+ * Trials of one run share that process's condition, so they are never pooled as if they were runs.
+ */
+export type Runs = Results | readonly Results[];
+
+export function asRuns(runs: Runs): readonly Results[] {
+  return Array.isArray(runs) ? (runs as readonly Results[]) : [runs as Results];
+}
 
 /** Everything measured about one gated metric of one test, before the family-wide correction. */
 export interface MetricEvidence {
@@ -26,43 +42,60 @@ export interface MetricEvidence {
   label: string;
   unit: string;
   better: Better;
+  /** Per-trial values, run by run. */
+  baselineRuns: number[][];
+  candidateRuns: number[][];
+  /** The same values pooled over runs. */
   baselineValues: number[];
   candidateValues: number[];
+  /** Geometric mean of the side's run medians: the median when the side has one run. */
   baselineMedian: number;
   candidateMedian: number;
-  /** median(candidate) / median(baseline) - 1: +0.14 is 14% higher, whatever "better" is. */
+  /** candidateMedian / baselineMedian - 1: +0.14 is 14% higher, whatever "better" is. */
   change: number;
   /** The change in the worse direction: positive is a regression (slower latency, lower throughput). */
   worse: number;
-  /** Bootstrap interval of the ratio of medians; absent with fewer than 2 values on a side. */
+  /** Bootstrap interval of the ratio, run-to-run noise included; absent with fewer than 2 values on a side. */
   ci?: RatioInterval;
-  /** One-sided rank test on per-trial values (alternative: the candidate is worse); absent below minTrials. */
+  /** One-sided rank test on per-trial values pooled over runs (alternative: the candidate is worse); absent below minTrials. */
   rank?: RankTestResult;
-  /** One-sided rank test on per-request samples (pooled over trials): supporting evidence only, see docs. */
+  /** The run-level test (alternative: the candidate is worse); absent below minTrials. */
+  run?: RunLevelResult;
+  /** The p-value that decides: the larger of the two tests' (both must find a regression). */
+  pValue?: number;
+  /** One-sided rank test on per-request samples (pooled over trials and runs): supporting evidence only, see docs. */
   requestRank?: RankTestResult;
 }
 
 export interface CompareOptions {
   /** Also run the per-request rank test from the HDR histograms (default true). The validation harness turns it off. */
   perRequest?: boolean;
+  /** Compute the bootstrap interval (default true). It is reported, never decided on: the validation harness skips it. */
+  interval?: boolean;
 }
 
-/** Gathers the evidence for one metric. Undefined when neither side measured it. */
+/** Gathers the evidence for one metric from each side's runs of the test (a run that lacks the metric adds nothing). */
 export function gatherEvidence(
   testName: string,
   metricKey: string,
   stat: Stat,
-  base: MetricResult,
-  cand: MetricResult,
+  base: MetricResult | readonly MetricResult[],
+  cand: MetricResult | readonly MetricResult[],
   policy: Policy,
   options: CompareOptions = {},
 ): MetricEvidence {
-  const better = cand.better ?? base.better;
-  const x = trialValues(base, stat);
-  const y = trialValues(cand, stat);
-  const aggregate = cand.histogram === undefined && base.histogram === undefined;
-  const bm = medianOf(x);
-  const cm = medianOf(y);
+  const baseRuns: readonly MetricResult[] = Array.isArray(base) ? base : [base as MetricResult];
+  const candRuns: readonly MetricResult[] = Array.isArray(cand) ? cand : [cand as MetricResult];
+  const first = candRuns[0] ?? baseRuns[0]!;
+  const better = first.better;
+  const xr = baseRuns.map((m) => trialValues(m, stat)).filter((v) => v.length > 0);
+  const yr = candRuns.map((m) => trialValues(m, stat)).filter((v) => v.length > 0);
+  const x = xr.flat();
+  const y = yr.flat();
+  const aggregate =
+    candRuns.every((m) => m.histogram === undefined) && baseRuns.every((m) => m.histogram === undefined);
+  const bm = levelOf(xr);
+  const cm = levelOf(yr);
   const ratio = bm === 0 ? (cm === 0 ? 1 : Number.POSITIVE_INFINITY) : cm / bm;
   const change = ratio - 1;
   const ev: MetricEvidence = {
@@ -70,8 +103,10 @@ export function gatherEvidence(
     metric: metricKey,
     stat,
     label: checkLabel(metricKey, stat, aggregate),
-    unit: cand.unit || base.unit,
+    unit: first.unit || baseRuns[0]?.unit || "",
     better,
+    baselineRuns: xr,
+    candidateRuns: yr,
     baselineValues: x,
     candidateValues: y,
     baselineMedian: bm,
@@ -79,20 +114,27 @@ export function gatherEvidence(
     change,
     worse: better === "lower" ? change : -change,
   };
-  if (x.length >= 2 && y.length >= 2 && bm > 0) {
-    ev.ci = bootstrapMedianRatio(x, y, {
+  const alternative = better === "lower" ? "greater" : "less";
+  const run = runLevelTest(xr, yr, {
+    runNoise: policy.runNoise ?? 0,
+    runNoiseDf: policy.runNoiseDf,
+    alternative,
+  });
+  if (options.interval !== false && x.length >= 2 && y.length >= 2 && bm > 0 && run) {
+    ev.ci = runLevelInterval(xr, yr, run, {
       resamples: policy.bootstrapResamples,
       level: policy.ciLevel,
       random: seededRandom(`${policy.seed}:${testName}:${metricKey}.${stat}`),
     });
   }
-  const alternative = better === "lower" ? "greater" : "less";
   if (x.length >= policy.minTrials && y.length >= policy.minTrials) {
     ev.rank = mannWhitney(x, y, alternative);
+    if (run) ev.run = run;
+    ev.pValue = Math.max(ev.rank.pValue, run?.pValue ?? 0);
   }
-  if (options.perRequest !== false && base.histogram && cand.histogram) {
-    const xs = requestSamples(base.histogram);
-    const ys = requestSamples(cand.histogram);
+  if (options.perRequest !== false) {
+    const xs = pooledRequestSamples(baseRuns);
+    const ys = pooledRequestSamples(candRuns);
     if (xs && ys && xs.length > 0 && ys.length > 0) ev.requestRank = mannWhitney(xs, ys, alternative, "normal");
   }
   return ev;
@@ -107,6 +149,31 @@ function medianOf(v: readonly number[]): number {
   const s = [...v].sort((a, b) => a - b);
   const mid = s.length >> 1;
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/**
+ * A side's level: the geometric mean of its run medians, on the ln scale exactly as the run-level test computes it
+ * (for one run with an odd number of trials, the median). Falls back to the mean of run medians when a value is not
+ * positive.
+ */
+function levelOf(runs: readonly (readonly number[])[]): number {
+  if (runs.length === 0) return Number.NaN;
+  if (runs.every((r) => r.every((v) => v > 0))) {
+    return Math.exp(runs.reduce((a, r) => a + medianOf(r.map((v) => Math.log(v))), 0) / runs.length);
+  }
+  return runs.reduce((a, r) => a + medianOf(r), 0) / runs.length;
+}
+
+/** Per-request samples of every run of a side, concatenated; undefined when any run's histogram is missing or unreadable. */
+function pooledRequestSamples(runs: readonly MetricResult[]): number[] | undefined {
+  const out: number[] = [];
+  for (const m of runs) {
+    if (!m.histogram) return undefined;
+    const s = requestSamples(m.histogram);
+    if (!s) return undefined;
+    for (const v of s) out.push(v);
+  }
+  return out;
 }
 
 /** Largest per-request sample rebuilt from a histogram; above it counts are thinned in proportion. */
@@ -165,16 +232,48 @@ function familyOf(e: MetricEvidence, policy: Policy): string {
 export function decideAll(evidence: readonly MetricEvidence[], policy: Policy): Check[] {
   const families = new Map<string, MetricEvidence[]>();
   for (const e of evidence) {
-    if (!e.rank) continue;
+    if (e.pValue === undefined) continue;
     const k = familyOf(e, policy);
     families.set(k, [...(families.get(k) ?? []), e]);
   }
   const adjusted = new Map<MetricEvidence, { p: number; m: number }>();
   for (const members of families.values()) {
-    const ps = holmAdjust(members.map((e) => e.rank!.pValue));
+    const ps = holmAdjust(members.map((e) => e.pValue!));
     for (const [i, e] of members.entries()) adjusted.set(e, { p: ps[i]!, m: members.length });
   }
   return evidence.map((e) => decide(e, policy, adjusted.get(e)));
+}
+
+/** `5 vs 5 trials` for one run a side; `3 vs 1 runs, 15 vs 5 trials` otherwise. */
+function sizeText(e: MetricEvidence): string {
+  const trials = `${e.baselineValues.length} vs ${e.candidateValues.length} trials`;
+  const rb = e.baselineRuns.length;
+  const rc = e.candidateRuns.length;
+  return rb === 1 && rc === 1 ? trials : `${rb} vs ${rc} runs, ${trials}`;
+}
+
+/** A between-run sd on the ln scale as the percent a reader expects (exp(sd) - 1). */
+function noisePercent(lnSd: number): string {
+  return formatPercent(Math.expm1(lnSd));
+}
+
+/**
+ * What the run-level test assumed, for reasons: a single-run baseline says the assumption and how to replace it; a
+ * multi-run baseline says the run-to-run noise it measured (combined with the assumption).
+ */
+export function runNoiseNote(run: RunLevelResult | undefined, policy: Policy): { inline: string; tail: string } {
+  if (!run) return { inline: "", tail: "" };
+  if (run.runs.baseline === 1) {
+    const measured =
+      run.measuredDf > 0 ? `, ${noisePercent(run.betweenSd)} with the ${run.runs.candidate} candidate runs` : "";
+    return { inline: "", tail: `; ${singleRunNote(policy)}${measured}` };
+  }
+  return { inline: `, run-to-run noise ${noisePercent(run.betweenSd)}`, tail: "" };
+}
+
+/** The reason's words for a single-run baseline (docs/verdicts.md). */
+export function singleRunNote(policy: Policy): string {
+  return `single-run baseline: run-to-run noise assumed ${formatPercent(policy.runNoise ?? 0)}; add runs with baseline update --from run1.json --from run2.json`;
 }
 
 /** The decision table (docs/verdicts.md "How a metric is judged"). */
@@ -188,7 +287,7 @@ export function decide(e: MetricEvidence, policy: Policy, holm?: { p: number; m:
     comparison.ciHigh = e.ci.high - 1;
     comparison.ciLevel = e.ci.level;
   }
-  if (e.rank) comparison.pValue = e.rank.pValue;
+  if (e.pValue !== undefined) comparison.pValue = e.pValue;
   if (holm) comparison.pAdjusted = holm.p;
   if (e.requestRank) comparison.requestPValue = e.requestRank.pValue;
   const base = {
@@ -211,23 +310,23 @@ export function decide(e: MetricEvidence, policy: Policy, holm?: { p: number; m:
     ? ` [${formatPercent(e.ci.level)} CI ${formatChange(e.ci.low - 1)}..${formatChange(e.ci.high - 1)}]`
     : "";
   const head = `${e.label} ${formatChange(e.change)}${ci}`;
-  const trials = `${nb} vs ${nc} trials`;
+  const size = sizeText(e);
   const requestNote = e.requestRank
     ? `; per-request rank test ${formatP(e.requestRank.pValue)} (ignores run-to-run noise)`
     : "";
 
-  if (!e.rank || !holm) {
-    // Too few trials for the rank test: a regression-sized change is inconclusive, never a silent pass.
+  if (e.pValue === undefined || !holm) {
+    // Too few trials for the tests: a regression-sized change is inconclusive, never a silent pass.
     const more = policy.minTrials - Math.min(nb, nc);
     if (e.worse >= policy.warn) {
       comparison.inconclusive = true;
       comparison.moreTrials = more;
       return check(
         "warn",
-        `${head} inconclusive: ${more} more trial${more === 1 ? "" : "s"} (${trials}, need ${policy.minTrials})${requestNote}`,
+        `${head} inconclusive: ${more} more trial${more === 1 ? "" : "s"} (${size}, need ${policy.minTrials})${requestNote}`,
       );
     }
-    return check("pass", `${head} below warn ${formatPercent(policy.warn)} (only ${trials}: not tested)`);
+    return check("pass", `${head} below warn ${formatPercent(policy.warn)} (only ${size}: not tested)`);
   }
 
   const p = `${formatP(holm.p)}${holm.m > 1 ? " Holm" : ""}`;
@@ -235,20 +334,31 @@ export function decide(e: MetricEvidence, policy: Policy, holm?: { p: number; m:
     if (e.worse <= -policy.noiseFloor) return check("pass", `${head} better`);
     return check("pass", `${head} within noise floor ${formatPercent(policy.noiseFloor)}`);
   }
+  const note = runNoiseNote(e.run, policy);
   const significant = holm.p <= policy.alpha;
   if (significant && e.worse >= policy.fail) {
-    return check("fail", `${head} ${beyond("fail", policy.fail, e.better)} (${trials}, ${p})`);
+    return check("fail", `${head} ${beyond("fail", policy.fail, e.better)} (${size}${note.inline}, ${p})${note.tail}`);
   }
   if (significant && e.worse >= policy.warn) {
-    return check("warn", `${head} ${beyond("warn", policy.warn, e.better)} (${trials}, ${p})`);
+    return check("warn", `${head} ${beyond("warn", policy.warn, e.better)} (${size}${note.inline}, ${p})${note.tail}`);
   }
   if (e.worse >= policy.warn) {
+    comparison.inconclusive = true;
+    // Which level holds the evidence back: the runs (more trials cannot help) or the trials.
+    if (e.run && e.rank && e.run.pValue > e.rank.pValue) {
+      const noise = e.run.runs.baseline === 1 ? "assumed " : "";
+      return check(
+        "warn",
+        `${head} inconclusive: within ${noise}run-to-run noise ${noisePercent(e.run.betweenSd)} (${size}, ${p}, needs <= ${policy.alpha})${
+          note.tail || "; add baseline runs (baseline update --from ...) or rerun"
+        }`,
+      );
+    }
     const need = trialsNeeded(e.baselineValues, e.candidateValues, {
       alphaEach: policy.alpha / holm.m,
       minTrials: policy.minTrials,
     });
     const more = need.perSide - Math.min(nb, nc);
-    comparison.inconclusive = true;
     const what =
       !Number.isFinite(more) || more > 50
         ? "over 50 more trials (the change is within this runner's noise)"
@@ -256,7 +366,7 @@ export function decide(e: MetricEvidence, policy: Policy, holm?: { p: number; m:
     if (Number.isFinite(more) && more <= 50) comparison.moreTrials = Math.max(1, more);
     return check(
       "warn",
-      `${head} inconclusive: ${what} (${p}, needs <= ${policy.alpha}${need.limitedBy === "rank-test resolution" ? `; ${trials} cannot go lower` : ""})`,
+      `${head} inconclusive: ${what} (${p}, needs <= ${policy.alpha}${need.limitedBy === "rank-test resolution" ? `; ${size} cannot go lower` : ""})${note.tail}`,
     );
   }
   return check("pass", `${head} below warn ${formatPercent(policy.warn)}`);
@@ -295,16 +405,24 @@ function stableJson(v: unknown): string | undefined {
 }
 
 /**
- * Compares every test the two results share, on the policy's gated metrics. Tests that exist on one side only, or
- * differ in kind or parameters, get a check that says so (this is how "comparing incompatible suites says which
- * tests differ").
+ * Compares every test the two sides share, on the policy's gated metrics. Each side is one run or several (separate
+ * server processes); the first run of each side decides which tests exist and how they are configured (the runs of a
+ * baseline are checked to agree when it is written). Tests that exist on one side only, or differ in kind or
+ * parameters, get a check that says so (this is how "comparing incompatible suites says which tests differ").
+ * A single-run baseline adds one pass check saying the run-to-run noise was assumed.
  */
 export function compareTests(
-  baseline: Results,
-  candidate: Results,
-  policy: Policy,
+  baselineRuns: Runs,
+  candidateRuns: Runs,
+  policyIn: Policy,
   options: CompareOptions = {},
 ): Check[] {
+  const baseSide = asRuns(baselineRuns);
+  const candSide = asRuns(candidateRuns);
+  const baseline = baseSide[0]!;
+  const candidate = candSide[0]!;
+  // The assumed run-to-run noise is the policy's, else the default for the baseline's kind of machine.
+  const policy: Policy = { ...policyIn, runNoise: runNoiseFor(policyIn, baseline.environment) };
   const checks: Check[] = [];
   const baseTests = new Map(baseline.tests.map((t) => [t.name, t]));
   const candTests = new Map(candidate.tests.map((t) => [t.name, t]));
@@ -321,6 +439,10 @@ export function compareTests(
       });
     }
   }
+  const sameTest = (runs: readonly Results[], ref: TestResult) =>
+    runs
+      .map((r) => r.tests.find((t) => t.name === ref.name))
+      .filter((t): t is TestResult => t !== undefined && testDifference(ref, t) === undefined);
   for (const c of candidate.tests) {
     const b = baseTests.get(c.name);
     if (!b) {
@@ -344,6 +466,8 @@ export function compareTests(
       });
       continue;
     }
+    const bTests = sameTest(baseSide, b);
+    const cTests = sameTest(candSide, c);
     for (const g of policy.gate) {
       const bm = b.metrics[g.metric];
       const cm = c.metrics[g.metric];
@@ -361,7 +485,9 @@ export function compareTests(
         });
         continue;
       }
-      const e = gatherEvidence(c.name, g.metric, g.stat, bm, cm, policy, options);
+      const metricsOf = (tests: readonly TestResult[]) =>
+        tests.map((t) => t.metrics[g.metric]).filter((m): m is MetricResult => m !== undefined);
+      const e = gatherEvidence(c.name, g.metric, g.stat, metricsOf(bTests), metricsOf(cTests), policy, options);
       evidence.push(e);
       order.push(e);
     }
@@ -370,5 +496,8 @@ export function compareTests(
   const decisions = decideAll(evidence, policy);
   for (const [i, e] of evidence.entries()) decided.set(e, decisions[i]!);
   for (const item of order) checks.push("source" in item ? item : decided.get(item)!);
+  if (baseSide.length === 1 && evidence.length > 0) {
+    checks.push({ test: "*", metric: "*", source: "baseline", verdict: "pass", reason: singleRunNote(policy) });
+  }
   return checks;
 }

@@ -4,7 +4,7 @@ import type { Results, Verdict } from "../measure/results.js";
 import { BadInputError } from "../util/errors.js";
 import { type Baseline, findBaseline, type LoadedBaseline, loadBaseline, loadResults } from "./baseline.js";
 import type { TargetSpec } from "./targets.js";
-import { judge } from "./verdict.js";
+import { applyConfirmation, judge } from "./verdict.js";
 
 /**
  * The pipeline's one call into analysis: which baseline a run is compared with, and the verdict from targets and that
@@ -81,4 +81,23 @@ export function decideVerdict(results: Results, suite: Suite, comparison?: Compa
     verdict.checks.push({ test: "*", metric: "*", source: "baseline", verdict: "pass", reason: comparison.note });
   }
   return verdict;
+}
+
+/**
+ * The confirmation rerun's verdict (docs/verdicts.md "Confirmation rerun"). `rerun` holds the rerun tests, measured
+ * in a FRESH server process (the pipeline restarts the target first): run-to-run noise is a property of the process,
+ * so a rerun in the same process shares the first run's condition and would confirm it. The baseline comparison then
+ * judges the first run and the rerun together, as two candidate runs (their spread joins the between-run estimate),
+ * and a fail stands only if those two runs together still show a significant regression, and the rerun by itself does
+ * too (applyConfirmation): one overloaded run among the two must not carry a fail.
+ */
+export function confirmVerdict(first: Results, rerun: Results, comparison?: Comparison): Verdict {
+  if (!comparison?.baseline || !first.verdict) return first.verdict;
+  const rerunTests = new Set(rerun.tests.map((t) => t.name));
+  // The first run restricted to the rerun tests, so both runs of the candidate hold the same tests. Only the baseline
+  // checks of this verdict are read: targets and run health stay judged on the first run.
+  const firstPart: Results = { ...first, tests: first.tests.filter((t) => rerunTests.has(t.name)) };
+  const together = judge({ results: firstPart, moreRuns: [rerun], baseline: comparison.baseline });
+  const alone = judge({ results: rerun, baseline: comparison.baseline });
+  return applyConfirmation(first.verdict, together, {}, { runs: 2, rerunAlone: alone });
 }

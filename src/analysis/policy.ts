@@ -1,3 +1,4 @@
+import type { EnvironmentFingerprint } from "../measure/results.js";
 import { BadInputError } from "../util/errors.js";
 import { isStat, type Stat } from "./format.js";
 
@@ -42,6 +43,15 @@ export interface Policy {
   targetWarnMargin: number;
   /** Ask the pipeline for a confirmation rerun before a baseline comparison fails. Default true. */
   confirmFails: boolean;
+  /**
+   * Assumed run-to-run noise: the sd of a whole run's level (a fresh server process on the same machine), as a
+   * fraction, beyond what its trials show. Used alone when the baseline and the candidate have one run each, and as a
+   * prior worth `runNoiseDf` degrees of freedom when they have more (docs/verdicts.md "Run-to-run noise").
+   * Default: by the baseline's environment, RUN_NOISE_DEFAULTS (measured: a GPU machine's runs differ less).
+   */
+  runNoise?: number;
+  /** How many degrees of freedom (about: runs minus one) the assumed runNoise counts as. Default RUN_NOISE_DF_DEFAULT. */
+  runNoiseDf: number;
 }
 
 /** The issue's default gate: latency medians and tails, decode speed, throughput (error rate is gated absolutely). */
@@ -55,6 +65,22 @@ export const DEFAULT_GATED: readonly GatedMetric[] = [
   { metric: "output_tokens_per_s", stat: "mean" },
   { metric: "requests_per_s", stat: "mean" },
 ];
+
+/**
+ * Default run-to-run noise (policy.runNoise) by where the model runs, from separate runs of one suite on one machine
+ * (docs/verdicts.md "Run-to-run noise" has the measurements): the median over gated metrics of the between-run sd.
+ * - gpu: an H200 with a 7B model (3 runs): 0-15% by metric, median about 6%.
+ * - cpu: a shared 2-core machine (load 3-10 from other jobs), tiny and small models in-process (8-12 runs a pool):
+ *   medians 25-60%, with some runs 2-6x slower. 30% keeps A/A false fails of those pools at or below ~3% after the
+ *   confirmation rerun; a dedicated CPU machine should set its own (tokengate validate measures it).
+ */
+export const RUN_NOISE_DEFAULTS = { gpu: 0.05, cpu: 0.3 } as const;
+export const RUN_NOISE_DF_DEFAULT = 4;
+
+/** The assumed run-to-run noise for an environment: the policy's, else RUN_NOISE_DEFAULTS by whether it has a GPU. */
+export function runNoiseFor(policy: Pick<Policy, "runNoise">, env: Pick<EnvironmentFingerprint, "gpus">): number {
+  return policy.runNoise ?? (env.gpus.length > 0 ? RUN_NOISE_DEFAULTS.gpu : RUN_NOISE_DEFAULTS.cpu);
+}
 
 export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
   warn: 0.05,
@@ -70,6 +96,7 @@ export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
   errorRate: { warn: 0, fail: 0.01 },
   targetWarnMargin: 0.1,
   confirmFails: true,
+  runNoiseDf: RUN_NOISE_DF_DEFAULT,
 });
 
 export type PolicyInput = Partial<Omit<Policy, "errorRate">> & { errorRate?: Partial<Policy["errorRate"]> };
@@ -86,12 +113,12 @@ export function resolvePolicy(input: PolicyInput = {}, subjects: Partial<Record<
     errorRate: { ...DEFAULT_POLICY.errorRate, ...stripUndefined(input.errorRate ?? {}) },
   };
   const name = (k: keyof Policy) => subjects[k] ?? `policy.${k}`;
-  const fraction = (k: "warn" | "fail" | "noiseFloor" | "targetWarnMargin", max: number) => {
-    const v = p[k];
+  const fraction = (k: "warn" | "fail" | "noiseFloor" | "targetWarnMargin" | "runNoise", max: number) => {
+    const v = p[k] as number;
     if (!Number.isFinite(v) || v < 0 || v > max) {
       throw new BadInputError(`must be a fraction between 0 and ${max}, got ${v}`, {
         subject: name(k),
-        hint: `use a fraction or a percent, e.g. ${k === "fail" ? "0.10 (10%)" : "0.05 (5%)"}`,
+        hint: `use a fraction or a percent, e.g. ${k === "fail" ? "0.10 (10%)" : k === "runNoise" ? "0.03 (3%)" : "0.05 (5%)"}`,
       });
     }
   };
@@ -99,6 +126,13 @@ export function resolvePolicy(input: PolicyInput = {}, subjects: Partial<Record<
   fraction("warn", 10);
   fraction("fail", 10);
   fraction("targetWarnMargin", 1);
+  if (p.runNoise !== undefined) fraction("runNoise", 2);
+  if (!(Number.isFinite(p.runNoiseDf) && p.runNoiseDf >= 0 && p.runNoiseDf <= 1000)) {
+    throw new BadInputError(`must be a number from 0 to 1000, got ${p.runNoiseDf}`, {
+      subject: name("runNoiseDf"),
+      hint: "e.g. 4 (the assumed run noise counts as much as the spread of 5 runs)",
+    });
+  }
   if (p.warn > p.fail) {
     throw new BadInputError(`warn threshold ${p.warn} is above the fail threshold ${p.fail}`, {
       subject: name("warn"),

@@ -6,6 +6,7 @@ import {
   runCompareCommand,
   runRunCommand,
   runSynthCommand,
+  runValidateCommand,
 } from "./handlers.js";
 
 type Handler = (argv: string[]) => Promise<ExitCodeValue>;
@@ -16,6 +17,7 @@ const COMMANDS: Record<string, Handler> = {
   "baseline update": runBaselineCommand,
   "model synth": runSynthCommand,
   "server build": runBuildCommand,
+  validate: runValidateCommand,
 };
 
 /** Finds the (one- or two-word) subcommand and runs it. Returns the process exit code. */

@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
-import { loadResults, updateBaseline } from "../analysis/baseline.js";
+import { loadRuns, updateBaseline } from "../analysis/baseline.js";
+import { formatValidation, validateFiles } from "../analysis/validate.js";
 import { compareResults } from "../analysis/verdict.js";
 import { synthesizeModel } from "../model/synth.js";
 import { runPipeline } from "../pipeline.js";
@@ -17,8 +18,10 @@ Usage:
   tokengate run [--suite FILE] [--target in-process|llama-server|external] [--model FILE]
                 [--server-bin PATH] [--url URL] [--api-key-env NAME] [--baseline FILE|DIR]
                 [--trials N] [--out DIR]
-  tokengate compare --baseline A.json --candidate B.json [--out report.md]
-  tokengate baseline update --from results.json --to baselines/NAME.json
+  tokengate compare --baseline A.json --candidate B.json [--candidate B2.json]... [--out report.md]
+  tokengate baseline update --from results.json [--from more.json]... --to baselines/NAME.json
+  tokengate validate --a A1.json A2.json... [--b B1.json B2.json...] [--comparisons N] [--seed N]
+                     [--k N] [--baseline-runs N]
   tokengate model synth --preset tiny|small|medium|7b [--type f16|q8_0|q4_0] [--vocab NAME]
                         [--seed N] [--threads N] [--layers N] --out FILE
   tokengate server build [--backend auto|cpu|cuda] [--jobs N] [--cmake-flag FLAG]... [--force] [--print-path]
@@ -82,22 +85,29 @@ export async function runRunCommand(argv: string[]): Promise<ExitCodeValue> {
 export async function runCompareCommand(argv: string[]): Promise<ExitCodeValue> {
   const { values: v } = parseFlags("compare", argv, {
     baseline: { type: "string" },
-    candidate: { type: "string" },
+    candidate: { type: "string", multiple: true },
     out: { type: "string" },
   });
-  if (v.help) return help("tokengate compare --baseline A.json --candidate B.json [--out report.md]\n");
-  if (!v.baseline || !v.candidate) {
+  if (v.help) {
+    return help(
+      "tokengate compare --baseline A.json --candidate B.json [--candidate B2.json]... [--out report.md]\n" +
+        "  several --candidate: separate runs of the candidate, judged together as runs (not as more trials of one)\n",
+    );
+  }
+  if (!v.baseline || !v.candidate?.length) {
     const { BadInputError } = await import("../util/errors.js");
     throw new BadInputError("needs both --baseline and --candidate", {
       subject: "tokengate compare",
       hint: "tokengate compare --baseline baselines/ci.json --candidate tokengate-results/results.json",
     });
   }
-  const [baseline, candidate] = await Promise.all([
-    loadResults(resolve(v.baseline)),
-    loadResults(resolve(v.candidate)),
+  // A multi-run baseline compares as its runs, never flattened into one run's trials.
+  const [baseline, ...candidates] = await Promise.all([
+    loadRuns(resolve(v.baseline)),
+    ...v.candidate.map((f) => loadRuns(resolve(f))),
   ]);
-  const judged = { ...candidate, verdict: compareResults(baseline, candidate) };
+  const candidate = candidates.flat();
+  const judged = { ...candidate[0]!, verdict: compareResults(baseline, candidate) };
   process.stdout.write(`${renderConsole(judged)}\n`);
   if (v.out) {
     writeTextAtomic(resolve(v.out), renderMarkdown(judged, { label: v.baseline }));
@@ -108,23 +118,89 @@ export async function runCompareCommand(argv: string[]): Promise<ExitCodeValue> 
 
 export async function runBaselineCommand(argv: string[]): Promise<ExitCodeValue> {
   const { values: v } = parseFlags("baseline update", argv, {
-    from: { type: "string" },
+    from: { type: "string", multiple: true },
     to: { type: "string" },
     name: { type: "string" },
   });
-  if (v.help) return help("tokengate baseline update --from results.json --to baselines/NAME.json [--name NAME]\n");
-  if (!v.from || !v.to) {
+  if (v.help) {
+    return help(
+      "tokengate baseline update --from results.json [--from more.json]... --to baselines/NAME.json [--name NAME]\n" +
+        "  several --from: runs of separate `tokengate run`s (fresh server processes), so comparisons measure run-to-run noise\n",
+    );
+  }
+  if (!v.from?.length || !v.to) {
     const { BadInputError } = await import("../util/errors.js");
     throw new BadInputError("needs --from and --to", {
       subject: "tokengate baseline update",
       hint: "tokengate baseline update --from tokengate-results/results.json --to baselines/ci-cpu.json",
     });
   }
-  const r = await updateBaseline({ from: resolve(v.from), to: resolve(v.to), ...(v.name ? { name: v.name } : {}) });
+  const r = await updateBaseline({
+    from: v.from.map((f) => resolve(f)),
+    to: resolve(v.to),
+    ...(v.name ? { name: v.name } : {}),
+  });
   for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
   process.stdout.write(
     `${r.replaced ? "replaced" : "wrote"} ${r.file}: commit it in a pull request so the new baseline is reviewed\n`,
   );
+  return ExitCode.pass;
+}
+
+const VALIDATE_HELP = `tokengate validate: how often the verdict statistics fail or warn on real runs (docs/verdicts.md)
+
+  --a FILE...           runs of A, the baseline side: results.json files of separate runs (or baselines)
+  --b FILE...           runs of B: A' (A/A) or a slower setup (A/B); without it, A/A within A's runs
+  --comparisons N       resampled comparisons (default 200, at least 100)
+  --seed N              seed of the resampling (default 1)
+  --k N                 trials per run in each comparison (default: the policy's minTrials, 5)
+  --baseline-runs N     runs per baseline in each comparison (default 3, or fewer when there are fewer runs)
+
+Each comparison draws baseline runs of A and a candidate run of B (distinct runs), K trials of each, judges them as
+the gate would, and confirms a fail with one more run of B (a fresh server process).
+`;
+
+export async function runValidateCommand(argv: string[]): Promise<ExitCodeValue> {
+  // --a and --b take several files each (\`--a a1.json a2.json\`); parseArgs takes one value per flag, so the file
+  // lists are gathered here first: every argument up to the next flag belongs to the flag before it.
+  const lists: Record<"a" | "b", string[]> = { a: [], b: [] };
+  const rest: string[] = [];
+  let into: "a" | "b" | undefined;
+  for (const arg of argv) {
+    if (arg === "--a" || arg === "--b") into = arg === "--a" ? "a" : "b";
+    else if (arg.startsWith("-")) {
+      into = undefined;
+      rest.push(arg);
+    } else if (into) lists[into].push(arg);
+    else rest.push(arg);
+  }
+  const { values: v } = parseFlags("validate", rest, {
+    comparisons: { type: "string" },
+    seed: { type: "string" },
+    k: { type: "string" },
+    "baseline-runs": { type: "string" },
+  });
+  if (v.help) return help(VALIDATE_HELP);
+  if (lists.a.length === 0) {
+    const { BadInputError } = await import("../util/errors.js");
+    throw new BadInputError("needs --a with one or more results files", {
+      subject: "tokengate validate",
+      hint: "tokengate validate --a runs/a1/results.json runs/a2/results.json runs/a3/results.json runs/a4/results.json",
+    });
+  }
+  const comparisons = intFlag(v.comparisons, "--comparisons", "--comparisons 200", 100);
+  const seed = intFlag(v.seed, "--seed", "--seed 1", 0);
+  const k = intFlag(v.k, "--k", "--k 5", 2);
+  const baselineRuns = intFlag(v["baseline-runs"], "--baseline-runs", "--baseline-runs 3");
+  const r = await validateFiles({
+    a: lists.a.map((f) => resolve(f)),
+    ...(lists.b.length ? { b: lists.b.map((f) => resolve(f)) } : {}),
+    ...(comparisons !== undefined ? { comparisons } : {}),
+    ...(seed !== undefined ? { seed } : {}),
+    ...(k !== undefined ? { k } : {}),
+    ...(baselineRuns !== undefined ? { baselineRuns } : {}),
+  });
+  process.stdout.write(formatValidation(r));
   return ExitCode.pass;
 }
 

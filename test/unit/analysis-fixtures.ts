@@ -1,7 +1,9 @@
 /**
  * Synthetic results with known noise for the analysis tests (pure data; no server). A run has K trials; each trial has
- * a run-level factor (shared by all metrics of the trial, as a slow runner slows everything) and a small per-metric
- * jitter, both log-normal. A slowdown multiplies latencies and divides rates.
+ * a trial factor (shared by all metrics of the trial, as a slow runner slows everything) and a small per-metric
+ * jitter, both log-normal. With `runEffect`, the whole run (one server process) also gets one factor shared by all its
+ * trials, plus a per-metric part of a third of it: the between-run component that trials of one run cannot show.
+ * A slowdown multiplies latencies and divides rates.
  */
 
 import { seededNormal, seededRandom } from "../../src/analysis/stats.js";
@@ -80,8 +82,10 @@ function requestSummary(v: number): MetricSummary {
 export interface SyntheticOptions {
   seed: number;
   trials: number;
-  /** Run-to-run noise (log-normal sigma of the trial factor), e.g. 0.03. */
+  /** Trial-to-trial noise (log-normal sigma of the trial factor), e.g. 0.03. */
   noise: number;
+  /** Between-run noise: log-normal sigma of a factor shared by every trial of this run, e.g. 0.10. Default 0. */
+  runEffect?: number;
   /** Per-metric jitter within a trial; default noise / 3. */
   jitter?: number;
   /** Slowdown: latencies x (1 + slowdown), rates / (1 + slowdown). */
@@ -99,12 +103,15 @@ export function syntheticRun(o: SyntheticOptions): Results {
   const random = seededRandom(`fixture:${o.seed}`);
   const normal = seededNormal(random);
   const jitter = o.jitter ?? o.noise / 3;
+  // Drawn only when asked for, so runs without a run effect keep the values they always had for their seed.
+  const runFactor = o.runEffect ? Math.exp(o.runEffect * normal()) : 1;
   const tests: TestResult[] = (o.tests ?? ["latency"]).map((name) => {
     const factors = Array.from({ length: o.trials }, () => Math.exp(o.noise * normal()));
     const metrics: Record<string, MetricResult> = {};
     for (const [key, def] of Object.entries(BASE_VALUES)) {
       const slow = o.slowdown && (!o.slowMetrics || o.slowMetrics.includes(key)) ? 1 + o.slowdown : 1;
-      const scale = def.better === "lower" ? slow : 1 / slow;
+      const run = o.runEffect ? runFactor * Math.exp((o.runEffect / 3) * normal()) : 1;
+      const scale = def.better === "lower" ? slow * run : 1 / (slow * run);
       const perTrial = factors.map((f) => {
         const slowF = def.better === "lower" ? f : 1 / f;
         return def.value * scale * slowF * Math.exp(jitter * normal());

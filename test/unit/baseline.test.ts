@@ -3,11 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  baselineRuns,
   compareEnvironments,
   describeDifferences,
   findBaseline,
   loadBaseline,
   loadResults,
+  loadRuns,
   normalizeServerFlags,
   parseBaseline,
   parseResults,
@@ -257,6 +259,120 @@ describe("files: update, load, find", () => {
     await expect(findBaseline(broken, syntheticRun({ seed: 1, trials: 1, noise: 0 }))).rejects.toMatchObject({
       subject: join(broken, "bad.json"),
     });
+  });
+});
+
+describe("multi-run baselines", () => {
+  it("update --from a --from b --from c keeps the runs apart, and they load back as runs", async () => {
+    const files = await Promise.all(
+      [1, 2, 3].map(async (seed) => {
+        const f = join(dir, `run-${seed}.json`);
+        await writeFile(f, JSON.stringify(syntheticRun({ seed, trials: 5, noise: 0.02 })));
+        return f;
+      }),
+    );
+    const to = join(dir, "multi", "ci.json");
+    const out = await updateBaseline({ from: files, to });
+    expect(out.warnings).toEqual([]);
+    const back = await loadBaseline(to);
+    expect(back.moreRuns).toHaveLength(2);
+    expect(back.source.resultsFiles).toEqual(["run-1.json", "run-2.json", "run-3.json"]);
+    expect(back.source.resultsFile).toBe("run-1.json");
+    const runs = await loadRuns(to);
+    expect(runs).toHaveLength(3);
+    expect(runs.map((r) => r.tests[0]!.metrics.ttft_ms!.trials[0]!.p50)).toEqual(
+      [1, 2, 3].map((seed) => syntheticRun({ seed, trials: 5, noise: 0.02 }).tests[0]!.metrics.ttft_ms!.trials[0]!.p50),
+    );
+    expect(baselineRuns(back)).toHaveLength(3);
+    // A baseline given as --from adds all its runs.
+    const again = await updateBaseline({ from: [to, files[0]!], to: join(dir, "multi", "ci4.json") });
+    expect(baselineRuns(again.baseline)).toHaveLength(4);
+  });
+
+  it("a single run warns that run-to-run noise will be assumed", async () => {
+    const f = join(dir, "one-run.json");
+    await writeFile(f, JSON.stringify(syntheticRun({ seed: 1, trials: 5, noise: 0.02 })));
+    const out = await updateBaseline({ from: f, to: join(dir, "multi", "one.json") });
+    expect(out.warnings).toEqual([
+      "one run: comparisons will assume the run-to-run noise (policy runNoise); add runs of separate processes with --from a.json --from b.json --from c.json to measure it",
+    ]);
+  });
+
+  it("refuses runs of different setups, saying plainly what differs", async () => {
+    const a = join(dir, "setup-a.json");
+    const b = join(dir, "setup-b.json");
+    const c = join(dir, "setup-c.json");
+    await writeFile(a, JSON.stringify(syntheticRun({ seed: 1, trials: 5, noise: 0.02 })));
+    const other = environment().target;
+    await writeFile(
+      b,
+      JSON.stringify(
+        syntheticRun({
+          seed: 2,
+          trials: 5,
+          noise: 0.02,
+          env: { target: { ...other, model: { ...other.model!, sha256: "b".repeat(64) } } },
+        }),
+      ),
+    );
+    await writeFile(
+      c,
+      JSON.stringify(
+        syntheticRun({ seed: 3, trials: 5, noise: 0.02, suite: { name: "smoke", sha256: "t".repeat(64) } }),
+      ),
+    );
+    const to = join(dir, "multi", "mixed.json");
+    const refused = (from: string[]) =>
+      updateBaseline({ from, to }).then(
+        () => {
+          throw new Error("expected a BadInputError");
+        },
+        (x: unknown) => x as BadInputError,
+      );
+    const e = await refused([a, b]);
+    expect(e).toBeInstanceOf(BadInputError);
+    expect(e.subject).toBe(b);
+    expect(e.message).toBe(
+      "runs of one baseline must be of the same suite and setup: model differs (first run sha256 aaaaaaaaaaaa, this run sha256 bbbbbbbbbbbb)",
+    );
+    const s = await refused([a, c]);
+    expect(s.message).toContain("suite file differs (first run sha256 ssssssssssss, this run tttttttttttt)");
+    const d = join(dir, "setup-d.json");
+    const run = syntheticRun({ seed: 4, trials: 5, noise: 0.02 });
+    run.tests[0]!.params = { ...run.tests[0]!.params, concurrency: 8 };
+    await writeFile(d, JSON.stringify(run));
+    const p = await refused([a, d]);
+    expect(p.message).toContain("test latency: params differ (concurrency first run 1, this run 8)");
+  });
+
+  it("an old single-run baseline file (no moreRuns) still loads, as one run", async () => {
+    // The shape every baseline had before runs were kept apart, written out literally.
+    const old = join(dir, "old.json");
+    await writeFile(old, baselineText());
+    const b = await loadBaseline(old);
+    expect(b.moreRuns).toBeUndefined();
+    expect(baselineRuns(b)).toHaveLength(1);
+    expect(await loadRuns(old)).toHaveLength(1);
+    // A plain results file is one run too.
+    const plain = join(dir, "plain.json");
+    await writeFile(plain, JSON.stringify(syntheticRun({ seed: 1, trials: 3, noise: 0.02 })));
+    expect(await loadRuns(plain)).toHaveLength(1);
+  });
+
+  it("a broken extra run names its field", () => {
+    const text = baselineText((b) => {
+      const extra = syntheticRun({ seed: 2, trials: 3, noise: 0.02 });
+      (extra.tests[0]!.metrics.ttft_ms!.summary as unknown as Record<string, unknown>).p95 = "fast";
+      b.moreRuns = [extra];
+    });
+    const e = errorOf(() => parseBaseline(text, "baselines/h200.json"));
+    expect(e.message).toContain("moreRuns[0].tests[0].metrics.ttft_ms.summary.p95");
+    const newer = baselineText((b) => {
+      b.moreRuns = [{ ...syntheticRun({ seed: 2, trials: 3, noise: 0.02 }), schemaVersion: 9 }];
+    });
+    expect(errorOf(() => parseBaseline(newer, "b.json")).message).toMatch(
+      /^moreRuns\[0\]\.schemaVersion: 9 is not supported/,
+    );
   });
 });
 

@@ -6,8 +6,13 @@ import {
   mannWhitney,
   midranks,
   minOneSidedP,
+  runLevelInterval,
+  runLevelTest,
   seededNormal,
   seededRandom,
+  studentTCdf,
+  studentTQuantile,
+  studentTSampler,
   trialsNeeded,
 } from "../../src/analysis/stats.js";
 
@@ -146,5 +151,130 @@ describe("seededRandom", () => {
     expect([b(), b(), b()]).toEqual(sa);
     expect([c(), c(), c()]).not.toEqual(sa);
     for (const v of sa) expect(v >= 0 && v < 1).toBe(true);
+  });
+});
+
+describe("Student t distribution (jstat) against scipy", () => {
+  it("matches scipy.stats.t", () => {
+    expect(studentTCdf(-3, 4)).toBeCloseTo(0.019970984035859413, 9);
+    expect(studentTCdf(1.5, 2.5)).toBeCloseTo(0.8760817734568519, 8);
+    expect(studentTQuantile(0.975, 10)).toBeCloseTo(2.228138851986274, 7);
+    // Infinite degrees of freedom: the normal.
+    expect(studentTQuantile(0.975, Number.POSITIVE_INFINITY)).toBeCloseTo(1.959963984540054, 9);
+    expect(studentTCdf(Number.POSITIVE_INFINITY, 3)).toBe(1);
+  });
+});
+
+describe("runLevelTest", () => {
+  it("with one trial per run and no assumed noise, is the pooled two-sample t-test on ln run values (scipy)", () => {
+    // scipy.stats.ttest_ind(log([118, 121]), log([100, 104, 97]), equal_var=True, alternative="greater"):
+    // statistic 6.330618431029839, p 0.003984777585964505, mean difference 0.17514689715358767.
+    const r = runLevelTest([[100], [104], [97]], [[118], [121]], {
+      runNoise: 0,
+      runNoiseDf: 0,
+      alternative: "greater",
+    })!;
+    expect(r.logRatio).toBeCloseTo(0.17514689715358767, 12);
+    expect(r.t).toBeCloseTo(6.330618431029839, 9);
+    expect(r.df).toBeCloseTo(3, 9);
+    expect(r.pValue).toBeCloseTo(0.003984777585964505, 9);
+    expect(r.runs).toEqual({ baseline: 3, candidate: 2 });
+    expect(r.assumed).toBe(false);
+    // The same runs read as a rate (higher is better): the candidate is better, not worse.
+    const less = runLevelTest([[100], [104], [97]], [[118], [121]], {
+      runNoise: 0,
+      runNoiseDf: 0,
+      alternative: "less",
+    })!;
+    expect(less.pValue).toBeCloseTo(1 - 0.003984777585964505, 9);
+  });
+
+  it("with one run a side, uses the assumed run noise: a z-like test of the ln ratio", () => {
+    // Identical trials: no trial noise, so the variance is 2 * ln(1.05)^2 with runNoiseDf degrees of freedom.
+    const r = runLevelTest([[100, 100, 100]], [[120, 120, 120]], {
+      runNoise: 0.05,
+      runNoiseDf: 4,
+      alternative: "greater",
+    })!;
+    expect(r.assumed).toBe(true);
+    expect(r.betweenSd).toBeCloseTo(Math.log(1.05), 12);
+    expect(r.se).toBeCloseTo(Math.sqrt(2) * Math.log(1.05), 12);
+    expect(r.df).toBeCloseTo(4, 9);
+    expect(r.t).toBeCloseTo(Math.log(1.2) / (Math.sqrt(2) * Math.log(1.05)), 9);
+    expect(r.pValue).toBeCloseTo(1 - studentTCdf(r.t, 4), 12);
+  });
+
+  it("runs that agree closely are not evidence of no run noise: the assumption keeps its weight", () => {
+    const tight = [
+      [100, 101, 99],
+      [100, 100, 101],
+      [99, 100, 100],
+    ];
+    const r = runLevelTest(tight, [[110, 111, 109]], { runNoise: 0.05, runNoiseDf: 4, alternative: "greater" })!;
+    expect(r.measuredBetweenSd).toBeLessThan(0.005);
+    // (4 * ln(1.05)^2 + measured) / (4 + 2): two thirds of the assumption at least.
+    expect(r.betweenSd).toBeGreaterThan(Math.sqrt((4 / 6) * Math.log(1.05) ** 2) - 1e-12);
+    expect(r.betweenDf).toBe(6);
+  });
+
+  it("a noisier run counts its own trial noise", () => {
+    const calm = runLevelTest([[100, 101, 99, 100, 100]], [[110, 111, 109, 110, 110]], {
+      runNoise: 0,
+      runNoiseDf: 0,
+      alternative: "greater",
+    })!;
+    const noisy = runLevelTest([[100, 101, 99, 100, 100]], [[110, 160, 80, 110, 130]], {
+      runNoise: 0,
+      runNoiseDf: 0,
+      alternative: "greater",
+    })!;
+    expect(noisy.se).toBeGreaterThan(3 * calm.se);
+  });
+
+  it("leaves out values that are not positive, and gives up without values", () => {
+    expect(runLevelTest([[0, -1]], [[1]], { runNoise: 0.05, runNoiseDf: 4, alternative: "greater" })).toBeUndefined();
+    const r = runLevelTest([[0, 100, 100]], [[100, 100]], { runNoise: 0.05, runNoiseDf: 4, alternative: "greater" })!;
+    expect(r.logRatio).toBe(0);
+  });
+});
+
+describe("studentTSampler", () => {
+  it("draws Student t: the variance df / (df - 2) and the quantiles of jstat's t", () => {
+    const draw = studentTSampler(6, seededRandom(5));
+    const xs = Array.from({ length: 40000 }, draw).sort((a, b) => a - b);
+    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+    const variance = xs.reduce((a, b) => a + (b - mean) ** 2, 0) / xs.length;
+    expect(Math.abs(mean)).toBeLessThan(0.03);
+    expect(variance).toBeGreaterThan(1.4);
+    expect(variance).toBeLessThan(1.6);
+    expect(xs[Math.floor(0.975 * xs.length)]!).toBeCloseTo(studentTQuantile(0.975, 6), 1);
+    // Fractional degrees of freedom (shape below 1) still give finite draws.
+    const heavy = studentTSampler(0.8, seededRandom(6));
+    expect(Array.from({ length: 1000 }, heavy).every(Number.isFinite)).toBe(true);
+  });
+});
+
+describe("runLevelInterval", () => {
+  const base = [
+    [100, 101, 99, 102, 98],
+    [104, 105, 103, 104, 106],
+    [97, 96, 98, 97, 99],
+  ];
+  const cand = [[115, 114, 116, 113, 117]];
+
+  it("brackets the ratio, is reproducible, and widens with run-to-run noise", () => {
+    const opts = { runNoise: 0.05, runNoiseDf: 4, alternative: "greater" as const };
+    const model = runLevelTest(base, cand, opts)!;
+    const a = runLevelInterval(base, cand, model, { resamples: 2000, level: 0.95, random: seededRandom(1) });
+    const b = runLevelInterval(base, cand, model, { resamples: 2000, level: 0.95, random: seededRandom(1) });
+    expect(a).toEqual(b);
+    expect(a.ratio).toBeCloseTo(model.ratio, 12);
+    expect(a.low).toBeLessThan(a.ratio);
+    expect(a.high).toBeGreaterThan(a.ratio);
+    const quiet = runLevelTest(base, cand, { ...opts, runNoise: 0, runNoiseDf: 0 })!;
+    const q = runLevelInterval(base, cand, quiet, { resamples: 2000, level: 0.95, random: seededRandom(1) });
+    const loud = runLevelTest(base, cand, { ...opts, runNoise: 0.2, runNoiseDf: 100 })!;
+    const l = runLevelInterval(base, cand, loud, { resamples: 2000, level: 0.95, random: seededRandom(1) });
+    expect(l.high - l.low).toBeGreaterThan(2 * (q.high - q.low));
   });
 });
