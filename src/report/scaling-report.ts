@@ -157,7 +157,7 @@ function deviceWarnings(points: ScalingPoint[]): string[] {
     if (p.status !== "ok" || !p.gpus) continue;
     if (p.serverGpus === undefined) {
       out.push(
-        `⚠️ \`${esc(p.id)}\`: the server's log names no CUDA device: is llama-server a CPU build? (the GPUs were not used)`,
+        `⚠️ \`${esc(p.id)}\`: the server's log names no CUDA device, so GPU use is not confirmed: check that llama-server is a CUDA build`,
       );
     } else if (p.serverGpus !== p.gpus) {
       out.push(`⚠️ \`${esc(p.id)}\`: the server found ${f(p.serverGpus)} CUDA devices, ${f(p.gpus)} were planned.`);

@@ -269,11 +269,19 @@ export function startFailure(err: unknown): string {
 }
 
 const CUDA_DEVICES = /ggml_cuda_init: found (\d+) CUDA devices/;
+/** llama.cpp's model loader names each device it uses (src/llama.cpp: "using device CUDA0 (...)"). */
+const CUDA_DEVICE_USED = /using device CUDA(\d+)\b/g;
 
-/** CUDA devices the server reported at start (its log's first 64 KiB), if it is a CUDA build. */
+/**
+ * CUDA devices the server reported at start (its log's first 64 KiB), if it is a CUDA build. On the H200 the
+ * `ggml_cuda_init` line did not reach llama-server's log (it is printed before the server's logging is set up), so
+ * the loader's "using device CUDAn" lines count too.
+ */
 export function serverGpusFromLog(text: string): number | undefined {
   const m = CUDA_DEVICES.exec(text);
-  return m ? Number(m[1]) : undefined;
+  if (m) return Number(m[1]);
+  const used = new Set([...text.matchAll(CUDA_DEVICE_USED)].map((u) => u[1]));
+  return used.size > 0 ? used.size : undefined;
 }
 
 function logHead(file: string | undefined): string {

@@ -120,7 +120,7 @@ describe("scaling report section", () => {
     const md = renderScalingSection(
       resultOf([point("gpu1", 1, 300), noCuda, point("gpu4-layer", 4, 900, { serverGpus: 8 })]),
     ).join("\n");
-    expect(md).toContain("`gpu2\\-layer`: the server's log names no CUDA device: is llama-server a CPU build?");
+    expect(md).toContain("`gpu2\\-layer`: the server's log names no CUDA device, so GPU use is not confirmed");
     expect(md).toContain("`gpu4\\-layer`: the server found 8 CUDA devices, 4 were planned.");
   });
 
@@ -175,5 +175,18 @@ describe("what the runner reads from llama-server", () => {
     expect(startFailure(new Error("could not start llama-server: ENOENT"))).toBe(
       "could not start llama-server: ENOENT",
     );
+  });
+});
+
+describe("GPU use read from the server log", () => {
+  it("counts ggml_cuda_init's device line, else the loader's 'using device CUDAn' lines", async () => {
+    const { serverGpusFromLog } = await import("../../src/suite/scaling.js");
+    expect(serverGpusFromLog("ggml_cuda_init: found 2 CUDA devices (Total VRAM: 286000 MiB):")).toBe(2);
+    expect(
+      serverGpusFromLog(
+        "llama_model_load_from_file_impl: using device CUDA0 (NVIDIA H200) (0000:00:05.0) - 142000 MiB free\nusing device CUDA1 (NVIDIA H200)",
+      ),
+    ).toBe(2);
+    expect(serverGpusFromLog("load_tensors: CPU model buffer size = 8.00 MiB")).toBeUndefined();
   });
 });

@@ -31,11 +31,19 @@ export class Pacer {
   /** Resolves at or just after `targetNs` (run clock), or as soon as `signal` fires. Never rejects. */
   async until(targetNs: number, signal?: AbortSignal): Promise<void> {
     let spinStart: number | undefined;
+    let first = true;
     for (;;) {
       if (signal?.aborted) break;
       const now = nowNs();
       const remaining = targetNs - now;
-      if (remaining <= 0) break;
+      if (remaining <= 0) {
+        // Behind schedule: still give the event loop one turn. Returning at once let a late open loop launch every
+        // due arrival on microtasks alone, so no timer fired and no response was read for seconds
+        // (bench/open-loop-starvation.ts reproduces it).
+        if (first) await nextTurn();
+        break;
+      }
+      first = false;
       if (remaining > this.spinNs) {
         if (spinStart !== undefined) {
           this.stats.spinNs += now - spinStart;
