@@ -145,6 +145,26 @@ function testSection(test: TestResult): string[] {
   return [...lines, ""];
 }
 
+/** The seed's deliverables "bottleneck analysis" and "optimization recommendations", each line with its evidence. */
+function analysisSection(results: Results): string[] {
+  const a = results.analysis;
+  if (!a || (a.bottlenecks.length === 0 && a.recommendations.length === 0)) return [];
+  const icon = { high: "🔴", medium: "🟠", low: "⚪" } as const;
+  const lines = ["## Bottlenecks and recommendations", ""];
+  for (const b of a.bottlenecks) {
+    lines.push(`- ${icon[b.severity]} **${esc(b.title)}** (${esc(b.test)})`);
+    for (const e of b.evidence) lines.push(`  - ${esc(e, { maxLength: 400 })}`);
+  }
+  if (a.recommendations.length) lines.push("", "Try:");
+  for (const r of a.recommendations) {
+    lines.push(
+      `- **${esc(r.action)}**: ${esc(r.why, { maxLength: 400 })}${r.flags ? ` (${code(r.flags.join(" "))})` : ""}`,
+    );
+    for (const e of r.evidence) lines.push(`  - ${esc(e, { maxLength: 400 })}`);
+  }
+  return [...lines, ""];
+}
+
 function environmentSection(results: Results): string[] {
   const e = results.environment;
   const t = e.target;
@@ -241,6 +261,6 @@ export function renderMarkdown(results: Results, comparison?: Comparison): strin
   }
   lines.push("## Tests", "");
   for (const t of results.tests) lines.push(...testSection(t));
-  lines.push(...environmentSection(results), ...definitionsSection(), "");
+  lines.push(...analysisSection(results), ...environmentSection(results), ...definitionsSection(), "");
   return lines.join("\n");
 }
