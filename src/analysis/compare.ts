@@ -74,7 +74,11 @@ export interface CompareOptions {
   interval?: boolean;
 }
 
-/** Gathers the evidence for one metric from each side's runs of the test (a run that lacks the metric adds nothing). */
+/**
+ * Gathers the evidence for one metric from each side's runs of the test (a run that lacks the metric adds nothing).
+ * `policy.runNoise` must be resolved by the caller (compareTests takes it from the baseline's environment); unset, no
+ * run-to-run noise is assumed and only the runs' measured spread counts.
+ */
 export function gatherEvidence(
   testName: string,
   metricKey: string,

@@ -292,7 +292,7 @@ function describeMethod(o: {
         ? "; no spare run for the confirmation rerun"
         : "";
   return o.pooled
-    ? `${comparisons} comparisons, each drawing ${o.baselineRuns} baseline runs and 1 candidate run, all distinct, from ${o.aRuns.length} runs (${trials(o.na)})${confirmText}`
+    ? `${comparisons} comparisons, each drawing ${o.baselineRuns} baseline run${o.baselineRuns === 1 ? "" : "s"} and 1 candidate run, all distinct, from ${o.aRuns.length} runs (${trials(o.na)})${confirmText}`
     : `${comparisons} comparisons, each drawing ${o.baselineRuns} of A's ${o.aRuns.length} runs as the baseline and 1 of B's ${o.bRuns.length} runs as the candidate (${trials(Math.min(o.na, o.nb))})${confirmText}`;
 }
 
