@@ -1,8 +1,14 @@
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { type Comparison, decideVerdict, prepareBaseline, resolveComparison } from "./analysis/decide.js";
+import {
+  type Comparison,
+  confirmVerdict,
+  decideVerdict,
+  prepareBaseline,
+  resolveComparison,
+} from "./analysis/decide.js";
 import { analyzeRun } from "./analysis/recommendations.js";
-import { applyConfirmation, planConfirmation } from "./analysis/verdict.js";
+import { planConfirmation } from "./analysis/verdict.js";
 import { StreamClient } from "./client/stream-client.js";
 import type { RunConfig } from "./config/run-config.js";
 import { loadSuite } from "./config/suite-loader.js";
@@ -80,6 +86,7 @@ export async function runPipeline(config: RunConfig, hooks: PipelineHooks = {}):
   const target = createTarget(plan, suite, config);
   let results: Results;
   let comparison: Comparison | undefined;
+  let rerunTarget: Target | undefined;
   try {
     log(`tokengate: starting the ${plan.kind} target${plan.model ? ` with ${plan.model}` : ""}`);
     const endpoint = await target.start();
@@ -109,18 +116,28 @@ export async function runPipeline(config: RunConfig, hooks: PipelineHooks = {}):
       results = snapshot();
       if (baseline) comparison = await resolveComparison(baseline, results);
       results.verdict = decideVerdict(results, suite, comparison);
-      // A baseline comparison that fails is rerun once before it is believed (runner noise is 20-50% at times);
-      // targets and crashes are not, a rerun cannot make them untrue.
+      // A baseline comparison that fails is rerun once, in a fresh server process, before it is believed: runner
+      // noise persists for a whole run (docs/verdicts.md), so the rerun is a second candidate run, not more trials.
+      // Targets and crashes are not rerun: a rerun cannot make them untrue.
       const confirm = planConfirmation(results.verdict);
       if (confirm.needed && !session.stopped) {
-        log(`tokengate: ${confirm.reason}`);
+        log(`tokengate: ${confirm.reason} (in a fresh ${plan.kind} process)`);
+        await session.close();
+        await target.stop();
+        rerunTarget = createTarget(plan, suite, config);
+        const rerunEndpoint = await rerunTarget.start();
+        hooks.onTargetStarted?.(rerunTarget, rerunEndpoint);
+        const rerunSession = new MeasureSession(rerunTarget, rerunEndpoint, suite, sink, config, restartTarget);
         const rerun: TestResult[] = [];
-        await session.run(
-          suite.tests.filter((t) => confirm.tests.includes(testName(t))),
-          (r) => rerun.push(r),
-        );
-        const rerunResults = { ...results, tests: results.tests.map((t) => rerun.find((r) => r.name === t.name) ?? t) };
-        results.verdict = applyConfirmation(results.verdict, decideVerdict(rerunResults, suite, comparison));
+        try {
+          await rerunSession.run(
+            suite.tests.filter((t) => confirm.tests.includes(testName(t))),
+            (r) => rerun.push(r),
+          );
+        } finally {
+          await rerunSession.close();
+        }
+        results.verdict = confirmVerdict(results, { ...results, tests: rerun }, comparison);
       }
     } finally {
       await session.close();
@@ -128,6 +145,7 @@ export async function runPipeline(config: RunConfig, hooks: PipelineHooks = {}):
   } finally {
     sink.close();
     await target.stop();
+    await rerunTarget?.stop();
   }
 
   results.finishedAt = new Date().toISOString();
@@ -154,6 +172,7 @@ class MeasureSession {
   private readonly stop = new AbortController();
   private readonly watchdog: NodeJS.Timeout;
   private readonly rng;
+  private closed = false;
 
   constructor(
     target: Target,
@@ -212,8 +231,11 @@ class MeasureSession {
     }
   }
 
+  /** Idempotent: the confirmation rerun closes the first session before the run's finally does. */
   async close(): Promise<void> {
     clearInterval(this.watchdog);
+    if (this.closed) return;
+    this.closed = true;
     await this.client.close();
   }
 }
