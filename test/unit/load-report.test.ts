@@ -125,7 +125,9 @@ describe("load report sections", () => {
         extra: {
           variable: "concurrency",
           steps: [step(1, 100, true), step(2, 300, true), step(4, 900, false)],
-          stoppedEarly: [{ trial: 0, afterStep: "concurrency_4", reason: "SLO missed: e2e p95 1350 ms (≤ 1000 ms)", kind: "slo" }],
+          stoppedEarly: [
+            { trial: 0, afterStep: "concurrency_4", reason: "SLO missed: e2e p95 1350 ms (≤ 1000 ms)", kind: "slo" },
+          ],
         },
       }),
     ).join("\n");
