@@ -42,10 +42,10 @@ describe("SseParser", () => {
 
   it("parses a real llama-server /completion stream capture", () => {
     const raw = readFileSync(
-      new URL("../../../shared/reference/llama-server/completion_stream.sse", import.meta.url),
+      new URL("../fixtures/llama-server/completion_stream.sse", import.meta.url),
       "utf8",
     );
-    // The capture prefixes each line with "[ ms]" and starts with headers: strip to the wire format.
+    // A capture from shared/reference/llama-server (b1-80fb11a, tiny synthetic model). The capture prefixes each line with "[ ms]" and starts with headers: strip to the wire format.
     const wire = raw
       .split("\n")
       .filter((l) => l.includes("data: "))
