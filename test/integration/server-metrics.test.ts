@@ -20,7 +20,8 @@ import { createRng } from "../../src/util/rng.js";
 import { makePrompt } from "../../src/workload/prompts.js";
 import { findLlamaServerForTests, tinyModel } from "../helpers/models.js";
 
-const REF = "/work/shared/reference/llama-server";
+// Real llama-server responses (copied from shared/reference/llama-server: b1-80fb11a, synthetic models).
+const REF = join(import.meta.dirname, "..", "fixtures", "llama-server");
 
 /** The captured files start with a status line and headers; the Prometheus text follows the first blank line. */
 function referenceMetrics(file: string): string {
