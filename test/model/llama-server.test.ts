@@ -207,13 +207,15 @@ describe("llama-server target deadline (fault-injecting stand-in)", () => {
       model,
       serverBin: writeFaultInjectingServer(),
       logFile: join(dir, "never-healthy.log"),
-      readyTimeoutMs: 1500,
+      // Long enough for the stand-in (a node process) to start listening on a loaded 2-core machine, so the last
+      // /health answer is its 503 and not a refused connection (seen in CI with 1.5 s).
+      readyTimeoutMs: 8000,
       stopGraceMs: 300,
     });
     const err = await target.start().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CouldNotRunError);
     const msg = (err as Error).message;
-    expect(msg).toContain("did not become healthy within 1.5 s");
+    expect(msg).toContain("did not become healthy within 8 s");
     expect(msg).toContain("HTTP 503");
     expect(msg).toContain("fault-injecting stand-in listening");
     // It ignored SIGTERM, so only the SIGKILL after the grace period stopped it.
