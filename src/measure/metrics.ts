@@ -149,6 +149,22 @@ export const METRICS = {
 
 export type MetricKey = keyof typeof METRICS;
 
+/** The order reports (report.md, report.html) list a test's metrics in. */
+export const REPORT_METRIC_ORDER: readonly string[] = [
+  "ttft_ms",
+  "ttfb_ms",
+  "e2e_ms",
+  "tpot_ms",
+  "itl_ms",
+  "decode_tokens_per_s",
+  "e2e_tokens_per_s",
+  "output_tokens",
+  "prompt_tokens",
+  "output_tokens_per_s",
+  "requests_per_s",
+  "error_rate",
+];
+
 /** Per-request values of one record (undefined where the metric does not apply, e.g. tpot with one token). */
 export function requestValues(r: RequestRecord): Partial<Record<MetricKey, number | number[]>> {
   // Schedule lag is the client's, not the server's: it counts for every request the open loop sent.

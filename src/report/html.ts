@@ -1,5 +1,5 @@
 import { formatChange, formatNumber, formatP, formatPercent } from "../analysis/format.js";
-import { METRICS } from "../measure/metrics.js";
+import { METRICS, REPORT_METRIC_ORDER } from "../measure/metrics.js";
 import type {
   Bottleneck,
   Check,
@@ -156,20 +156,7 @@ function checksSection(results: Results): string {
 }
 
 /** Rows of the per-test metric table, in reading order (the same as report.md), then any other metric. */
-const TABLE_METRICS = [
-  "ttft_ms",
-  "ttfb_ms",
-  "e2e_ms",
-  "tpot_ms",
-  "itl_ms",
-  "decode_tokens_per_s",
-  "e2e_tokens_per_s",
-  "output_tokens",
-  "prompt_tokens",
-  "output_tokens_per_s",
-  "requests_per_s",
-  "error_rate",
-];
+const TABLE_METRICS = REPORT_METRIC_ORDER;
 
 function metricsTable(metrics: Record<string, MetricResult>): string {
   const keys = [

@@ -1,7 +1,7 @@
 import { markdownTable } from "markdown-table";
 import type { Comparison } from "../analysis/decide.js";
 import { formatNumber, formatValue } from "../analysis/format.js";
-import { METRICS } from "../measure/metrics.js";
+import { METRICS, REPORT_METRIC_ORDER } from "../measure/metrics.js";
 import type { MetricResult, Results, TestResult } from "../measure/results.js";
 import { VERDICT_ICON } from "./console.js";
 import { escapeMarkdown as esc } from "./escape.js";
@@ -9,19 +9,7 @@ import { isLoadKind, renderLoadSections } from "./load-report.js";
 import { isScalingKind, renderScalingSection } from "./scaling-report.js";
 
 /** Rows of the per-test metric table, in reading order. */
-const TABLE_METRICS = [
-  "ttft_ms",
-  "e2e_ms",
-  "tpot_ms",
-  "itl_ms",
-  "decode_tokens_per_s",
-  "e2e_tokens_per_s",
-  "output_tokens",
-  "prompt_tokens",
-  "output_tokens_per_s",
-  "requests_per_s",
-  "error_rate",
-];
+const TABLE_METRICS = REPORT_METRIC_ORDER;
 
 /** An identifier of ours (metric keys, check names) in a code span: no markdown escaping applies inside one. */
 function code(id: string): string {

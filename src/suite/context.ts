@@ -29,6 +29,10 @@ export interface SendArgs {
   api?: GenerationRequest["api"];
   maxTokens?: number;
   intendedStartNs?: number;
+  /** Cancels this request (default: the run's signal). Schedulers pass their own, which the run's signal also ends. */
+  signal?: AbortSignal;
+  /** Mark the record as sent by an open loop. */
+  openLoop?: boolean;
 }
 
 /** Sends one request with the suite's defaults, writes its record to disk, returns it. */
@@ -54,8 +58,9 @@ export async function sendAndRecord(ctx: TestContext, args: SendArgs): Promise<R
       measured: args.measured,
       ...(args.intendedStartNs === undefined ? {} : { intendedStartNs: args.intendedStartNs }),
     },
-    ctx.signal,
+    args.signal ?? ctx.signal,
   );
+  if (args.openLoop) record.openLoop = true;
   ctx.sink.write(record);
   return record;
 }

@@ -15,7 +15,7 @@ import { type ClosedLoopOptions, runClosedLoop } from "../workload/schedulers/cl
 import { type OpenLoopOptions, type OpenLoopOutcome, runOpenLoop } from "../workload/schedulers/open-loop.js";
 import { createTaskPicker, type LoadTask, type ThinkTime } from "../workload/schedulers/tasks.js";
 import type { LoopOutcome, SendFn } from "../workload/schedulers/types.js";
-import type { TestContext } from "./context.js";
+import { sendAndRecord, type TestContext } from "./context.js";
 
 /**
  * What the load tests (ramp, max-load, stress, open-loop) share: turning suite tasks into requests, driving a closed or
@@ -79,36 +79,19 @@ export interface SenderOptions {
 
 /** A scheduler's SendFn over StreamClient: builds the request of a task, streams it, writes its record. */
 export function taskSender(ctx: TestContext, o: SenderOptions): SendFn<LoadTask> {
-  const r = ctx.request;
-  return async (job, signal) => {
-    const t = job.task;
-    const gen: GenerationRequest = {
-      api: t.api,
+  return (job, signal) =>
+    sendAndRecord(ctx, {
+      api: job.task.api,
       // Synthesized prompts are distinct per request, so the server's prompt cache cannot shorten a TTFT.
-      prompt: t.prompt ?? makePrompt(t.promptTokens, ctx.rng),
-      maxTokens: t.maxTokens,
-      ignoreEos: r.ignoreEos,
-      temperature: r.temperature,
-      ...(r.seed === undefined ? {} : { seed: r.seed }),
-      cachePrompt: r.cachePrompt,
-      ...(r.extraBody ? { extraBody: r.extraBody } : {}),
-    };
-    const record = await ctx.client.send(
-      gen,
-      {
-        id: ctx.sink.newId(),
-        test: ctx.testName,
-        scenario: o.scenario ?? t.name,
-        trial: o.trial,
-        measured: job.measured,
-        ...(job.intendedStartNs === undefined ? {} : { intendedStartNs: job.intendedStartNs }),
-      },
+      prompt: job.task.prompt ?? makePrompt(job.task.promptTokens, ctx.rng),
+      maxTokens: job.task.maxTokens,
+      scenario: o.scenario ?? job.task.name,
+      trial: o.trial,
+      measured: job.measured,
+      ...(job.intendedStartNs === undefined ? {} : { intendedStartNs: job.intendedStartNs }),
       signal,
-    );
-    if (o.openLoop) record.openLoop = true;
-    ctx.sink.write(record);
-    return record;
-  };
+      ...(o.openLoop ? { openLoop: true } : {}),
+    });
 }
 
 /** A child RNG for one schedule, so arrival times and task picks do not depend on how requests interleave. */

@@ -3,20 +3,12 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { findLlamaServerForTests, tinyModel } from "../helpers/models.js";
+import { pidAlive } from "../helpers/processes.js";
 
 // Real processes end to end: a tokengate-like node process (run through tsx, as `npx tsx` would) starts a real
 // llama-server, then gets a signal. The hooks in src/util/children.ts must stop the server before the process exits.
 
 const fixture = fileURLToPath(new URL("./children-hold-target.fixture.ts", import.meta.url));
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 let serverBin: string;
 let model: string;

@@ -9,16 +9,7 @@ import type { Endpoint } from "../../src/target/types.js";
 import { liveChildCount } from "../../src/util/children.js";
 import { BadInputError } from "../../src/util/errors.js";
 import { tinyModel } from "../helpers/models.js";
-
-/** True while a process with this id exists (signal 0 checks without sending anything). */
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
+import { pidAlive } from "../helpers/processes.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: the tests read server JSON loosely; each field read is asserted
 type Json = Record<string, any>;

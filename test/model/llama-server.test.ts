@@ -9,16 +9,7 @@ import { createLlamaServerTarget } from "../../src/target/llama-server.js";
 import { liveChildCount } from "../../src/util/children.js";
 import { BadInputError, CouldNotRunError } from "../../src/util/errors.js";
 import { findLlamaServerForTests, tinyModel } from "../helpers/models.js";
-
-/** True while a process with this id exists (signal 0 checks without sending anything). */
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
+import { pidAlive } from "../helpers/processes.js";
 
 /** A stopped child is reaped by Node before "exit" fires, so its pid is gone by the time stop() resolves. */
 async function expectGone(pid: number | undefined): Promise<void> {

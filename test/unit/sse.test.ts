@@ -41,10 +41,7 @@ describe("SseParser", () => {
   });
 
   it("parses a real llama-server /completion stream capture", () => {
-    const raw = readFileSync(
-      new URL("../fixtures/llama-server/completion_stream.sse", import.meta.url),
-      "utf8",
-    );
+    const raw = readFileSync(new URL("../fixtures/llama-server/completion_stream.sse", import.meta.url), "utf8");
     // A capture from shared/reference/llama-server (b1-80fb11a, tiny synthetic model). The capture prefixes each line with "[ ms]" and starts with headers: strip to the wire format.
     const wire = raw
       .split("\n")
