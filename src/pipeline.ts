@@ -14,6 +14,7 @@ import type { RunConfig } from "./config/run-config.js";
 import { loadSuite } from "./config/suite-loader.js";
 import type { Suite, SuiteTest } from "./config/suite-schema.js";
 import { environmentFingerprint } from "./measure/environment.js";
+import { startMachineSampler } from "./measure/machine-load.js";
 import { RecordSink } from "./measure/record-sink.js";
 import { RESULTS_SCHEMA_VERSION, type Results, type TestResult } from "./measure/results.js";
 import { startServerSampler } from "./measure/server-metrics.js";
@@ -175,7 +176,7 @@ class MeasureSession {
   private closed = false;
 
   constructor(
-    target: Target,
+    private readonly target: Target,
     private readonly endpoint: Endpoint,
     private readonly suite: Suite,
     private readonly sink: RecordSink,
@@ -221,9 +222,15 @@ class MeasureSession {
       // llama-server /metrics counter deltas and /slots samples over the test (nothing for servers without them).
       // Not for `scaling`: it measures servers of its own, and the run's server sits idle meanwhile.
       await using sampler = test.kind === "scaling" ? undefined : await startServerSampler(this.endpoint);
+      // How much of the machine other work took meanwhile (the verdict will not fail a run on a busy machine).
+      // Not for `scaling` either: the servers it starts would count as other work.
+      const machine =
+        test.kind === "scaling" ? undefined : startMachineSampler(() => [process.pid, this.target.pid?.()]);
       const result = await runTest(ctx, test, trials);
       const server = await sampler?.stop();
       if (server) result.server = server;
+      const load = machine?.stop();
+      if (load) result.machine = load;
       progress.done(
         result.aborted ? `aborted: ${result.aborted}` : `${result.requests.succeeded}/${result.requests.attempted} ok`,
       );

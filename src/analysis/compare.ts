@@ -8,6 +8,7 @@
  * the family, then the decision table of docs/verdicts.md. Pure: results in, checks out.
  */
 import { decodeHistogram } from "../measure/histogram.js";
+import type { MachineLoad } from "../measure/machine-load.js";
 import type { Better, Check, CheckComparison, MetricResult, Results, TestResult } from "../measure/results.js";
 import { checkLabel, formatChange, formatP, formatPercent, type Stat } from "./format.js";
 import { type Policy, runNoiseFor } from "./policy.js";
@@ -383,6 +384,36 @@ function beyond(level: "warn" | "fail", threshold: number, better: Better): stri
     : `below ${level} -${formatPercent(threshold)}`;
 }
 
+/**
+ * Why a test's candidate runs cannot be failed: the busiest run's other work took more of the machine than
+ * `policy.busyMachine`. Undefined when every run was quiet enough or recorded no load (docs/verdicts.md "Busy machines").
+ */
+export function busyNote(tests: readonly TestResult[], policy: Policy): string | undefined {
+  let worst: { load: MachineLoad; index: number } | undefined;
+  for (const [index, t] of tests.entries()) {
+    const load = t.machine;
+    if (load && load.otherShare > policy.busyMachine && (!worst || load.otherShare > worst.load.otherShare)) {
+      worst = { load, index };
+    }
+  }
+  if (!worst) return undefined;
+  const { load, index } = worst;
+  const which = tests.length > 1 ? ` (candidate run ${index + 1} of ${tests.length})` : "";
+  const cpus = load.cpus > 0 ? ` of ${load.cpus} CPUs (${(load.otherShare * load.cpus).toFixed(1)} CPUs)` : "";
+  return `not judged a fail: other work used ${formatPercent(load.otherShare)}${cpus} during this run${which}, above busyMachine ${formatPercent(policy.busyMachine)}; rerun on a quiet runner`;
+}
+
+/** A fail on a busy machine becomes an inconclusive warn that says why; other verdicts stand. */
+function notAFail(check: Check, note: string): Check {
+  if (check.verdict !== "fail") return check;
+  return {
+    ...check,
+    verdict: "warn",
+    reason: `${check.reason}; ${note}`,
+    ...(check.comparison ? { comparison: { ...check.comparison, inconclusive: true } } : {}),
+  };
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Test-level compatibility
 
@@ -432,6 +463,7 @@ export function compareTests(
   const candTests = new Map(candidate.tests.map((t) => [t.name, t]));
   const evidence: MetricEvidence[] = [];
   const order: Array<Check | MetricEvidence> = [];
+  const busyNotes = new Map<string, string>();
   for (const b of baseline.tests) {
     if (!candTests.has(b.name)) {
       order.push({
@@ -472,6 +504,8 @@ export function compareTests(
     }
     const bTests = sameTest(baseSide, b);
     const cTests = sameTest(candSide, c);
+    const busy = busyNote(cTests, policy);
+    if (busy) busyNotes.set(c.name, busy);
     for (const g of policy.gate) {
       const bm = b.metrics[g.metric];
       const cm = c.metrics[g.metric];
@@ -498,7 +532,10 @@ export function compareTests(
   }
   const decided = new Map<MetricEvidence, Check>();
   const decisions = decideAll(evidence, policy);
-  for (const [i, e] of evidence.entries()) decided.set(e, decisions[i]!);
+  for (const [i, e] of evidence.entries()) {
+    const busy = busyNotes.get(e.test);
+    decided.set(e, busy ? notAFail(decisions[i]!, busy) : decisions[i]!);
+  }
   for (const item of order) checks.push("source" in item ? item : decided.get(item)!);
   if (baseSide.length === 1 && evidence.length > 0) {
     checks.push({ test: "*", metric: "*", source: "baseline", verdict: "pass", reason: singleRunNote(policy) });

@@ -3,6 +3,7 @@
  * `schema/results.schema.json` (generated from src/report/results-schema.ts) in step.
  */
 import type { TargetFingerprint } from "../target/types.js";
+import type { MachineLoad } from "./machine-load.js";
 import type { ErrorClass } from "./record.js";
 
 export const RESULTS_SCHEMA_VERSION = 1;
@@ -86,6 +87,8 @@ export interface TestResult {
   aborted?: string;
   /** What the server itself said during the test (llama-server `/metrics` and `/slots`); absent without `/metrics`. */
   server?: ServerObservation;
+  /** How busy the machine was with other work during the test (measure/machine-load.ts); absent without /proc. */
+  machine?: MachineLoad;
 }
 
 /**

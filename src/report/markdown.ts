@@ -1,6 +1,7 @@
 import { markdownTable } from "markdown-table";
 import type { Comparison } from "../analysis/decide.js";
-import { formatNumber, formatValue } from "../analysis/format.js";
+import { formatNumber, formatPercent } from "../analysis/format.js";
+import type { MachineLoad } from "../measure/machine-load.js";
 import { METRICS, REPORT_METRIC_ORDER } from "../measure/metrics.js";
 import type { MetricResult, Results, TestResult } from "../measure/results.js";
 import { VERDICT_ICON } from "./console.js";
@@ -130,7 +131,18 @@ function testSection(test: TestResult): string[] {
         `client / server decode rate p50 = ${cc.decodeRateRatioP50 === undefined ? "n/a" : formatNumber(cc.decodeRateRatioP50)}.`,
     );
   }
+  if (test.machine) lines.push("", machineLine(test.machine));
   return [...lines, ""];
+}
+
+/** One line on how busy the machine was with other work (measure/machine-load.ts): a slow run on a busy machine says so. */
+export function machineLine(m: MachineLoad): string {
+  const pct = (x: number) => formatPercent(x);
+  const steal = m.stealShare > 0.005 ? `, of which steal ${pct(m.stealShare)}` : "";
+  return (
+    `Machine (${m.cpus} CPUs): other work ${pct(m.otherShare)} of the CPU time (max ${pct(m.otherShareMax)} over 1 s${steal}), ` +
+    `tokengate and its server ${pct(m.ownShare)}; load average ${formatNumber(m.loadavg1[0])} → ${formatNumber(m.loadavg1[1])}.`
+  );
 }
 
 /** The seed's deliverables "bottleneck analysis" and "optimization recommendations", each line with its evidence. */

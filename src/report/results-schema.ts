@@ -71,6 +71,17 @@ const test = z.object({
   trials: z.number().int().min(0),
   extra: z.record(z.string(), z.unknown()).optional(),
   aborted: z.string().optional(),
+  machine: z
+    .object({
+      cpus: z.number().int().min(0),
+      wallS: num,
+      ownShare: z.number().min(0).max(1),
+      otherShare: z.number().min(0).max(1),
+      stealShare: z.number().min(0).max(1),
+      otherShareMax: z.number().min(0).max(1),
+      loadavg1: z.tuple([z.number(), z.number()]),
+    })
+    .optional(),
   server: z
     .object({
       source: z.literal("llama-server"),
@@ -279,6 +290,10 @@ const _topologyKeys: SameKeys<
 type Server = NonNullable<Results["tests"][number]["server"]>;
 type ParsedServer = NonNullable<Parsed["tests"][number]["server"]>;
 const _serverKeys: SameKeys<Server, ParsedServer> = true;
+const _machineKeys: SameKeys<
+  NonNullable<Results["tests"][number]["machine"]>,
+  NonNullable<Parsed["tests"][number]["machine"]>
+> = true;
 const _serverCounterKeys: SameKeys<Server["counters"], ParsedServer["counters"]> = true;
 const _serverRateKeys: SameKeys<Server["rates"], ParsedServer["rates"]> = true;
 const _serverLoadKeys: SameKeys<NonNullable<Server["load"]>, NonNullable<ParsedServer["load"]>> = true;
@@ -294,5 +309,5 @@ const _bottleneckKeys: SameKeys<Analysis["bottlenecks"][number], ParsedAnalysis[
 const _recommendationKeys: SameKeys<Analysis["recommendations"][number], ParsedAnalysis["recommendations"][number]> =
   true;
 void [_parsedIsResults, _checkKeys, _comparisonKeys, _testKeys, _envKeys, _topologyKeys];
-void [_serverKeys, _serverCounterKeys, _serverRateKeys, _serverLoadKeys, _sampleKeys];
+void [_serverKeys, _machineKeys, _serverCounterKeys, _serverRateKeys, _serverLoadKeys, _sampleKeys];
 void [_resultsKeys, _splitKeys, _bottleneckKeys, _recommendationKeys];

@@ -9,7 +9,6 @@ import type { ApiKind } from "../target/types.js";
 import { BadInputError } from "../util/errors.js";
 import { createRng, type Rng } from "../util/rng.js";
 import { makePrompt } from "../workload/prompts.js";
-import type { GenerationRequest } from "../workload/request-builder.js";
 import { type ArrivalPattern, createArrivals } from "../workload/schedulers/arrivals.js";
 import { type ClosedLoopOptions, runClosedLoop } from "../workload/schedulers/closed-loop.js";
 import { type OpenLoopOptions, type OpenLoopOutcome, runOpenLoop } from "../workload/schedulers/open-loop.js";

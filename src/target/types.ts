@@ -62,4 +62,6 @@ export interface Target extends AsyncDisposable {
   fingerprint(): Promise<TargetFingerprint>;
   /** True while the server is believed alive (a crashed llama-server child reports false). */
   alive(): boolean;
+  /** The server's process id while tokengate runs it (absent for an external server): its CPU counts as ours. */
+  pid?(): number | undefined;
 }
