@@ -1,4 +1,4 @@
-import { Agent, request, errors as undiciErrors } from "undici";
+import { Agent, type Dispatcher, errors as undiciErrors } from "undici";
 import { nowNs } from "../measure/clock.js";
 import type { ErrorClass, RequestRecord, ServerTimings, TokenCountSource } from "../measure/record.js";
 import type { Endpoint } from "../target/types.js";
@@ -34,6 +34,9 @@ export interface RequestMeta {
 export class StreamClient {
   private readonly dispatcher: Agent;
   private readonly headers: Record<string, string>;
+  /** `http://host:port` and the base URL's path prefix (an external server may live under one). */
+  private readonly origin: string;
+  private readonly basePath: string;
 
   constructor(
     readonly endpoint: Endpoint,
@@ -44,6 +47,9 @@ export class StreamClient {
     // undici's own timers have ~500 ms resolution (lib/util/timers.js): fine for timeouts, never used for measuring.
     this.dispatcher = new Agent({ headersTimeout: stall, bodyTimeout: stall, keepAliveTimeout: 30_000, pipelining: 1 });
     this.headers = { "content-type": "application/json", accept: "text/event-stream" };
+    const base = new URL(endpoint.baseUrl);
+    this.origin = base.origin;
+    this.basePath = base.pathname.replace(/\/+$/, "");
     if (endpoint.apiKey) this.headers.authorization = `Bearer ${endpoint.apiKey}`;
   }
 
@@ -71,9 +77,6 @@ export class StreamClient {
       status: 0,
       ok: false,
     };
-    const timeout = AbortSignal.timeout(this.opts.requestTimeoutMs ?? 600_000);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-
     let usageCompletion: number | undefined;
     let prompt: [number, TokenCountSource] | undefined;
     let tokensPredicted: number | undefined;
@@ -82,56 +85,66 @@ export class StreamClient {
     let sawFinal = false;
     let sawFinished = false;
     let streamError: string | undefined;
+    let errorBody = "";
+    const parser = new SseParser();
+    const decoder = new TextDecoder();
+    const handle = (data: string, atNs: number) => {
+      const info = interpretEvent(gen.api, data);
+      if (info.error !== undefined) {
+        streamError = info.error;
+        return;
+      }
+      if (info.content) {
+        record.contentEventNs.push(atNs);
+        record.firstTokenNs ??= atNs;
+      }
+      if (info.final) sawFinal = true;
+      if (info.finished) sawFinished = true;
+      if (info.completionTokens !== undefined) usageCompletion = info.completionTokens;
+      if (info.promptTokens !== undefined && info.promptTokensSource) {
+        // usage beats timings beats per-event counters; keep the best seen.
+        const rank = (s: TokenCountSource) => ["usage", "timings", "tokens_predicted"].indexOf(s);
+        if (!prompt || rank(info.promptTokensSource) <= rank(prompt[1]))
+          prompt = [info.promptTokens, info.promptTokensSource];
+      }
+      if (info.tokensPredicted !== undefined) tokensPredicted = info.tokensPredicted;
+      if (info.cachedTokens !== undefined) cachedTokens = info.cachedTokens;
+      if (info.timings) timings = info.timings;
+    };
+    const sink: ResponseSink = {
+      status(code) {
+        record.status = code;
+      },
+      // Returns false to stop reading (an error event mid-stream): the exchange then aborts the connection.
+      data(chunk) {
+        const atNs = nowNs();
+        if (record.status >= 400) {
+          if (errorBody.length < 4096) errorBody += decoder.decode(chunk, { stream: true });
+          return true;
+        }
+        record.firstByteNs ??= atNs;
+        for (const ev of parser.push(decoder.decode(chunk, { stream: true }))) {
+          handle(ev.data, atNs);
+          if (streamError !== undefined) return false;
+        }
+        return true;
+      },
+    };
 
     record.startNs = nowNs();
     record.intendedStartNs = meta.intendedStartNs ?? record.startNs;
     try {
-      const res = await this.post(spec.path, body, combined, record);
-      record.status = res.statusCode;
-      if (res.statusCode >= 400) {
-        const text = await res.body.text().catch(() => "");
+      await this.exchange(spec.path, body, sink, record, signal);
+      if (record.status >= 400) {
         record.firstByteNs = nowNs();
-        return this.fail(record, "http", `HTTP ${res.statusCode}: ${summarizeErrorBody(text)}`);
-      }
-      const parser = new SseParser();
-      const decoder = new TextDecoder();
-      const handle = (data: string, atNs: number) => {
-        const info = interpretEvent(gen.api, data);
-        if (info.error !== undefined) {
-          streamError = info.error;
-          return;
-        }
-        if (info.content) {
-          record.contentEventNs.push(atNs);
-          record.firstTokenNs ??= atNs;
-        }
-        if (info.final) sawFinal = true;
-        if (info.finished) sawFinished = true;
-        if (info.completionTokens !== undefined) usageCompletion = info.completionTokens;
-        if (info.promptTokens !== undefined && info.promptTokensSource) {
-          // usage beats timings beats per-event counters; keep the best seen.
-          const rank = (s: TokenCountSource) => ["usage", "timings", "tokens_predicted"].indexOf(s);
-          if (!prompt || rank(info.promptTokensSource) <= rank(prompt[1]))
-            prompt = [info.promptTokens, info.promptTokensSource];
-        }
-        if (info.tokensPredicted !== undefined) tokensPredicted = info.tokensPredicted;
-        if (info.cachedTokens !== undefined) cachedTokens = info.cachedTokens;
-        if (info.timings) timings = info.timings;
-      };
-      for await (const chunk of res.body) {
-        const atNs = nowNs();
-        record.firstByteNs ??= atNs;
-        for (const ev of parser.push(decoder.decode(chunk as Buffer, { stream: true }))) {
-          handle(ev.data, atNs);
-          if (streamError !== undefined) break;
-        }
-        if (streamError !== undefined) break;
+        return this.fail(record, "http", `HTTP ${record.status}: ${summarizeErrorBody(errorBody)}`);
       }
       if (streamError === undefined) for (const ev of parser.end()) handle(ev.data, nowNs());
     } catch (err) {
-      return this.fail(record, ...classify(err, signal, timeout));
-    } finally {
-      record.endNs ||= nowNs();
+      if (streamError === undefined) {
+        record.endNs ||= nowNs();
+        return this.fail(record, ...classify(err, signal));
+      }
     }
     record.endNs = nowNs();
     if (streamError !== undefined) return this.fail(record, "stream", `error event mid-stream: ${streamError}`);
@@ -158,30 +171,94 @@ export class StreamClient {
   }
 
   /**
-   * POST with one retry when the connection was closed before any response byte: the keep-alive race of HTTP/1.1.
+   * POSTs and streams the response into `sink` through undici's `dispatch` (handler callbacks: no Readable stream and
+   * no promise per chunk, which a streamed token would otherwise pay for), with one retry when the connection was
+   * closed before any response byte: the keep-alive race of HTTP/1.1.
    * llama-server shows it under load: when more connections are open than its fixed HTTP threads
    * (max(n_parallel + 4, cores - 1), so 3 on 2 cores with auto parallel), it serves the extra ones on "dynamic" threads
    * that close the connection after one response while still advertising keep-alive (tools/server/server-http.cpp),
    * and the next request on that socket dies with "other side closed" before reaching the server. Browsers and
    * HTTP clients retry that case; the record says it happened (`retried`) and keeps the original start time.
+   * The whole exchange, retry included, has one deadline (requestTimeoutMs): a plain timer, not AbortSignal.timeout
+   * plus AbortSignal.any per request, which cost ~0.1 ms of CPU per request in the client-overhead bench.
    */
-  private async post(path: string, body: string, signal: AbortSignal, record: RequestRecord) {
-    const send = () =>
-      request(`${this.endpoint.baseUrl}${path}`, {
-        method: "POST",
-        body,
-        headers: this.headers,
-        dispatcher: this.dispatcher,
-        signal,
-      });
+  private async exchange(
+    path: string,
+    body: string,
+    sink: ResponseSink,
+    record: RequestRecord,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const deadline = { hit: false };
+    let current: DispatchController | undefined;
+    const abort = (reason: Error) => current?.abort(reason);
+    const timer = setTimeout(() => {
+      deadline.hit = true;
+      abort(new DeadlineError());
+    }, this.opts.requestTimeoutMs ?? 600_000);
+    const onCallerAbort = () => abort(new CancelledError());
+    signal?.addEventListener("abort", onCallerAbort, { once: true });
+    // A request queued behind others gets its controller later: abort it then if its time is already up.
+    const take = (c: DispatchController) => {
+      current = c;
+      if (deadline.hit) c.abort(new DeadlineError());
+      else if (signal?.aborted) c.abort(new CancelledError());
+    };
     try {
-      return await send();
+      if (signal?.aborted) throw new CancelledError();
+      try {
+        await this.attempt(path, body, sink, take);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        const retryable = record.status === 0 && (code === "UND_ERR_SOCKET" || code === "ECONNRESET");
+        if (!retryable || deadline.hit || signal?.aborted) throw err;
+        record.retried = true;
+        await this.attempt(path, body, sink, take);
+      }
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (signal.aborted || (code !== "UND_ERR_SOCKET" && code !== "ECONNRESET")) throw err;
-      record.retried = true;
-      return await send();
+      if (deadline.hit) throw new DeadlineError();
+      if (signal?.aborted) throw new CancelledError();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onCallerAbort);
     }
+  }
+
+  /** One request on the dispatcher; resolves at the end of the body, rejects on any error (or a sink that stops). */
+  private attempt(
+    path: string,
+    body: string,
+    sink: ResponseSink,
+    onController: (c: DispatchController) => void,
+  ): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let stopped = false;
+      this.dispatcher.dispatch(
+        { origin: this.origin, path: this.basePath + path, method: "POST", headers: this.headers, body },
+        {
+          onRequestStart(controller) {
+            onController(controller);
+          },
+          onResponseStart(_controller, statusCode) {
+            sink.status(statusCode);
+          },
+          onResponseData(controller, chunk) {
+            if (stopped) return;
+            if (!sink.data(chunk)) {
+              stopped = true;
+              controller.abort(new StoppedError());
+            }
+          },
+          onResponseEnd() {
+            resolve();
+          },
+          onResponseError(_controller, err) {
+            reject(err);
+          },
+        },
+      );
+    });
   }
 
   private fail(record: RequestRecord, errorClass: ErrorClass, message: string): RequestRecord {
@@ -192,6 +269,25 @@ export class StreamClient {
     return record;
   }
 }
+
+/** Where the exchange sends what it receives. `data` returns false to stop reading. */
+interface ResponseSink {
+  status(code: number): void;
+  data(chunk: Buffer): boolean;
+}
+
+class DeadlineError extends Error {
+  override name = "DeadlineError";
+}
+class CancelledError extends Error {
+  override name = "CancelledError";
+}
+/** The sink stopped reading (an error event mid-stream): not a failure of the exchange itself. */
+class StoppedError extends Error {
+  override name = "StoppedError";
+}
+
+type DispatchController = Dispatcher.DispatchController;
 
 function firstDefined<T>(items: Array<T | undefined>): T {
   for (const i of items) if (i !== undefined) return i;
@@ -209,11 +305,12 @@ function summarizeErrorBody(text: string): string {
   return text.slice(0, 200);
 }
 
-function classify(err: unknown, caller: AbortSignal | undefined, timeout: AbortSignal): [ErrorClass, string] {
+function classify(err: unknown, caller: AbortSignal | undefined): [ErrorClass, string] {
   const e = err as { code?: string; message?: string; name?: string; cause?: { code?: string } };
   const msg = e?.message ?? String(err);
-  if (caller?.aborted) return ["cancelled", "cancelled by the run (interrupt or server gone)"];
-  if (timeout.aborted) return ["timeout", "request deadline exceeded"];
+  if (caller?.aborted || err instanceof CancelledError)
+    return ["cancelled", "cancelled by the run (interrupt or server gone)"];
+  if (err instanceof DeadlineError) return ["timeout", "request deadline exceeded"];
   if (err instanceof undiciErrors.BodyTimeoutError || err instanceof undiciErrors.HeadersTimeoutError) {
     return ["timeout", `server stalled: ${msg}`];
   }
