@@ -2,7 +2,7 @@ import { createRequire as __tokengateCreateRequire } from "node:module";
 const require = __tokengateCreateRequire(import.meta.url);
 import { BadInputError, ExitCode, isTokengateError } from './chunks/errors-B0m1Om91.js';
 import { resolve } from 'node:path';
-import { h as formatChange, i as loadRuns, j as resolvePolicy, k as seededRandom, m as compareTests, q as summarize, t as applyConfirmation, u as formatPercent, v as binomial, w as synthesizeModel, x as updateBaseline, y as compareResults, z as renderConsole, A as writeTextAtomic, B as renderMarkdown, f as runPipeline, g as redact } from './chunks/pipeline-CMGV-IQT.js';
+import { h as formatChange, i as loadRuns, j as resolvePolicy, k as seededRandom, m as compareTests, q as summarize, t as applyConfirmation, u as formatPercent, v as binomial, w as synthesizeModel, x as updateBaseline, y as compareResults, z as renderConsole, A as writeTextAtomic, B as renderMarkdown, f as runPipeline, g as redact } from './chunks/pipeline-3FUERaR_.js';
 import { b as buildLlamaServer, c as createProgress, s as stopAllChildren } from './chunks/protocol-D4tg8X9Q.js';
 import { parseArgs } from 'node:util';
 import 'node:fs';
@@ -713,7 +713,7 @@ async function runCli(argv) {
         return ExitCode.pass;
     }
     if (one === "--version" || one === "-v") {
-        const { packageInfo } = await import('./chunks/pipeline-CMGV-IQT.js').then(function (n) { return n.C; });
+        const { packageInfo } = await import('./chunks/pipeline-3FUERaR_.js').then(function (n) { return n.C; });
         process.stdout.write(`${packageInfo().version}\n`);
         return ExitCode.pass;
     }
