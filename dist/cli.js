@@ -2,7 +2,7 @@ import { createRequire as __tokengateCreateRequire } from "node:module";
 const require = __tokengateCreateRequire(import.meta.url);
 import { BadInputError, ExitCode, isTokengateError } from './chunks/errors-B0m1Om91.js';
 import { resolve } from 'node:path';
-import { h as formatChange, i as loadRuns, j as resolvePolicy, k as seededRandom, m as compareTests, q as summarize, t as applyConfirmation, u as formatPercent, v as binomial, w as synthesizeModel, x as updateBaseline, y as compareResults, z as renderConsole, A as writeTextAtomic, B as renderMarkdown, f as runPipeline, g as redact } from './chunks/pipeline-3FUERaR_.js';
+import { h as formatChange, i as loadRuns, j as resolvePolicy, k as seededRandom, m as compareTests, q as summarize, t as applyConfirmation, u as formatPercent, v as binomial, w as synthesizeModel, x as updateBaseline, y as compareResults, z as renderConsole, A as writeTextAtomic, B as renderMarkdown, f as runPipeline, g as redact } from './chunks/pipeline-D1uHJbt0.js';
 import { b as buildLlamaServer, c as createProgress, s as stopAllChildren } from './chunks/protocol-D4tg8X9Q.js';
 import { parseArgs } from 'node:util';
 import 'node:fs';
@@ -497,16 +497,49 @@ async function runRunCommand(argv) {
     process.stdout.write(`\nwrote ${outcome.files.results}, ${outcome.files.records}, ${outcome.files.reportMd}\n`);
     return outcome.exitCode;
 }
+/** Flags that set the comparison policy, shared by compare and validate (docs/verdicts.md "Defaults"). */
+const POLICY_FLAGS = {
+    "warn-threshold": { type: "string" },
+    "fail-threshold": { type: "string" },
+    "run-noise": { type: "string" },
+    "busy-machine": { type: "string" },
+};
+const POLICY_HELP = `  --warn-threshold F    a significant regression at or above this warns (default 5%)
+  --fail-threshold F    ... fails (default 10%)
+  --run-noise F         assumed run-to-run noise (default 3% with a GPU, 30% without; tokengate validate measures it)
+  --busy-machine F      never fail a run while other work used more of the CPUs (default 25%; 1 turns it off)
+  F is a percent (10%) or a fraction (0.10).
+`;
+async function policyFlags(v) {
+    const { parseFraction, resolvePolicy } = await import('./chunks/pipeline-D1uHJbt0.js').then(function (n) { return n.C; });
+    const input = {
+        ...(v["warn-threshold"] ? { warn: parseFraction(v["warn-threshold"], "--warn-threshold") } : {}),
+        ...(v["fail-threshold"] ? { fail: parseFraction(v["fail-threshold"], "--fail-threshold") } : {}),
+        ...(v["run-noise"] ? { runNoise: parseFraction(v["run-noise"], "--run-noise") } : {}),
+        ...(v["busy-machine"] ? { busyMachine: parseFraction(v["busy-machine"], "--busy-machine") } : {}),
+    };
+    // Checked here so a bad combination names the flags (warn above fail, ...).
+    resolvePolicy(input, {
+        warn: "--warn-threshold",
+        fail: "--fail-threshold",
+        runNoise: "--run-noise",
+        busyMachine: "--busy-machine",
+    });
+    return input;
+}
 async function runCompareCommand(argv) {
     const { values: v } = parseFlags("compare", argv, {
         baseline: { type: "string" },
         candidate: { type: "string", multiple: true },
         out: { type: "string" },
+        ...POLICY_FLAGS,
     });
     if (v.help) {
         return help("tokengate compare --baseline A.json --candidate B.json [--candidate B2.json]... [--out report.md]\n" +
-            "  several --candidate: separate runs of the candidate, judged together as runs (not as more trials of one)\n");
+            "  several --candidate: separate runs of the candidate, judged together as runs (not as more trials of one)\n" +
+            POLICY_HELP);
     }
+    const policy = await policyFlags(v);
     if (!v.baseline || !v.candidate?.length) {
         const { BadInputError } = await import('./chunks/errors-B0m1Om91.js');
         throw new BadInputError("needs both --baseline and --candidate", {
@@ -520,7 +553,7 @@ async function runCompareCommand(argv) {
         ...v.candidate.map((f) => loadRuns(resolve(f))),
     ]);
     const candidate = candidates.flat();
-    const judged = { ...candidate[0], verdict: compareResults(baseline, candidate) };
+    const judged = { ...candidate[0], verdict: compareResults(baseline, candidate, policy) };
     process.stdout.write(`${renderConsole(judged)}\n`);
     if (v.out) {
         writeTextAtomic(resolve(v.out), renderMarkdown(judged, { label: v.baseline }));
@@ -590,9 +623,11 @@ async function runValidateCommand(argv) {
         seed: { type: "string" },
         k: { type: "string" },
         "baseline-runs": { type: "string" },
+        ...POLICY_FLAGS,
     });
     if (v.help)
-        return help(VALIDATE_HELP);
+        return help(VALIDATE_HELP + POLICY_HELP);
+    const policy = await policyFlags(v);
     if (lists.a.length === 0) {
         const { BadInputError } = await import('./chunks/errors-B0m1Om91.js');
         throw new BadInputError("needs --a with one or more results files", {
@@ -611,6 +646,7 @@ async function runValidateCommand(argv) {
         ...(seed !== undefined ? { seed } : {}),
         ...(k !== undefined ? { k } : {}),
         ...(baselineRuns !== undefined ? { baselineRuns } : {}),
+        policy,
     });
     process.stdout.write(formatValidation(r));
     return ExitCode.pass;
@@ -713,7 +749,7 @@ async function runCli(argv) {
         return ExitCode.pass;
     }
     if (one === "--version" || one === "-v") {
-        const { packageInfo } = await import('./chunks/pipeline-3FUERaR_.js').then(function (n) { return n.C; });
+        const { packageInfo } = await import('./chunks/pipeline-D1uHJbt0.js').then(function (n) { return n.D; });
         process.stdout.write(`${packageInfo().version}\n`);
         return ExitCode.pass;
     }

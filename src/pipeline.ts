@@ -7,6 +7,7 @@ import {
   prepareBaseline,
   resolveComparison,
 } from "./analysis/decide.js";
+import { policyFromBlock } from "./analysis/policy.js";
 import { analyzeRun } from "./analysis/recommendations.js";
 import { planConfirmation } from "./analysis/verdict.js";
 import { StreamClient } from "./client/stream-client.js";
@@ -120,7 +121,7 @@ export async function runPipeline(config: RunConfig, hooks: PipelineHooks = {}):
       // A baseline comparison that fails is rerun once, in a fresh server process, before it is believed: runner
       // noise persists for a whole run (docs/verdicts.md), so the rerun is a second candidate run, not more trials.
       // Targets and crashes are not rerun: a rerun cannot make them untrue.
-      const confirm = planConfirmation(results.verdict);
+      const confirm = planConfirmation(results.verdict, policyFromBlock(suite.policy));
       if (confirm.needed && !session.stopped) {
         log(`tokengate: ${confirm.reason} (in a fresh ${plan.kind} process)`);
         await session.close();
@@ -138,7 +139,12 @@ export async function runPipeline(config: RunConfig, hooks: PipelineHooks = {}):
         } finally {
           await rerunSession.close();
         }
-        results.verdict = confirmVerdict(results, { ...results, tests: rerun }, comparison);
+        results.verdict = confirmVerdict(
+          results,
+          { ...results, tests: rerun },
+          comparison,
+          policyFromBlock(suite.policy),
+        );
       }
     } finally {
       await session.close();

@@ -3,6 +3,7 @@ import type { Suite } from "../config/suite-schema.js";
 import type { Results, Verdict } from "../measure/results.js";
 import { BadInputError } from "../util/errors.js";
 import { type Baseline, findBaseline, type LoadedBaseline, loadBaseline, loadResults } from "./baseline.js";
+import { type PolicyInput, policyFromBlock } from "./policy.js";
 import type { TargetSpec } from "./targets.js";
 import { applyConfirmation, judge } from "./verdict.js";
 
@@ -74,6 +75,7 @@ export function suiteTargets(suite: Suite): TargetSpec[] {
 export function decideVerdict(results: Results, suite: Suite, comparison?: Comparison): Verdict {
   const verdict = judge({
     results,
+    policy: policyFromBlock(suite.policy),
     targets: suiteTargets(suite),
     ...(comparison?.baseline ? { baseline: comparison.baseline } : {}),
   });
@@ -91,13 +93,18 @@ export function decideVerdict(results: Results, suite: Suite, comparison?: Compa
  * and a fail stands only if those two runs together still show a significant regression, and the rerun by itself does
  * too (applyConfirmation): one overloaded run among the two must not carry a fail.
  */
-export function confirmVerdict(first: Results, rerun: Results, comparison?: Comparison): Verdict {
+export function confirmVerdict(
+  first: Results,
+  rerun: Results,
+  comparison?: Comparison,
+  policy: PolicyInput = {},
+): Verdict {
   if (!comparison?.baseline || !first.verdict) return first.verdict;
   const rerunTests = new Set(rerun.tests.map((t) => t.name));
   // The first run restricted to the rerun tests, so both runs of the candidate hold the same tests. Only the baseline
   // checks of this verdict are read: targets and run health stay judged on the first run.
   const firstPart: Results = { ...first, tests: first.tests.filter((t) => rerunTests.has(t.name)) };
-  const together = judge({ results: firstPart, moreRuns: [rerun], baseline: comparison.baseline });
-  const alone = judge({ results: rerun, baseline: comparison.baseline });
-  return applyConfirmation(first.verdict, together, {}, { runs: 2, rerunAlone: alone });
+  const together = judge({ results: firstPart, moreRuns: [rerun], baseline: comparison.baseline, policy });
+  const alone = judge({ results: rerun, baseline: comparison.baseline, policy });
+  return applyConfirmation(first.verdict, together, policy, { runs: 2, rerunAlone: alone });
 }

@@ -210,6 +210,26 @@ export function resolvePolicy(input: PolicyInput = {}, subjects: Partial<Record<
   return p;
 }
 
+/** The suite file's `policy:` block (config/suite-schema.ts policySchema, fractions already parsed) as a PolicyInput. */
+export interface PolicyBlock extends Omit<PolicyInput, "gate" | "errorRate"> {
+  errorRate?: { warn?: number | undefined; fail?: number | undefined } | undefined;
+  gate?: string[] | undefined;
+}
+
+export function policyFromBlock(block: PolicyBlock | undefined): PolicyInput {
+  if (!block) return {};
+  const { gate, errorRate, ...rest } = block;
+  const out: PolicyInput = { ...(stripUndefined(rest) as PolicyInput) };
+  if (errorRate) out.errorRate = stripUndefined(errorRate) as PolicyInput["errorRate"];
+  if (gate) {
+    out.gate = gate.map((g) => {
+      const dot = g.lastIndexOf(".");
+      return { metric: g.slice(0, dot), stat: g.slice(dot + 1) as Stat };
+    });
+  }
+  return out;
+}
+
 /**
  * Reads a threshold as a user writes it in a flag or an action input: `10%`, `0.1`, `10 %`. Numbers above 1 without a
  * percent sign are refused: `10` could mean 10% or 1000%.

@@ -82,18 +82,54 @@ export async function runRunCommand(argv: string[]): Promise<ExitCodeValue> {
   return outcome.exitCode;
 }
 
+/** Flags that set the comparison policy, shared by compare and validate (docs/verdicts.md "Defaults"). */
+const POLICY_FLAGS = {
+  "warn-threshold": { type: "string" },
+  "fail-threshold": { type: "string" },
+  "run-noise": { type: "string" },
+  "busy-machine": { type: "string" },
+} as const;
+
+const POLICY_HELP = `  --warn-threshold F    a significant regression at or above this warns (default 5%)
+  --fail-threshold F    ... fails (default 10%)
+  --run-noise F         assumed run-to-run noise (default 3% with a GPU, 30% without; tokengate validate measures it)
+  --busy-machine F      never fail a run while other work used more of the CPUs (default 25%; 1 turns it off)
+  F is a percent (10%) or a fraction (0.10).
+`;
+
+async function policyFlags(v: Partial<Record<keyof typeof POLICY_FLAGS, string>>) {
+  const { parseFraction, resolvePolicy } = await import("../analysis/policy.js");
+  const input = {
+    ...(v["warn-threshold"] ? { warn: parseFraction(v["warn-threshold"], "--warn-threshold") } : {}),
+    ...(v["fail-threshold"] ? { fail: parseFraction(v["fail-threshold"], "--fail-threshold") } : {}),
+    ...(v["run-noise"] ? { runNoise: parseFraction(v["run-noise"], "--run-noise") } : {}),
+    ...(v["busy-machine"] ? { busyMachine: parseFraction(v["busy-machine"], "--busy-machine") } : {}),
+  };
+  // Checked here so a bad combination names the flags (warn above fail, ...).
+  resolvePolicy(input, {
+    warn: "--warn-threshold",
+    fail: "--fail-threshold",
+    runNoise: "--run-noise",
+    busyMachine: "--busy-machine",
+  });
+  return input;
+}
+
 export async function runCompareCommand(argv: string[]): Promise<ExitCodeValue> {
   const { values: v } = parseFlags("compare", argv, {
     baseline: { type: "string" },
     candidate: { type: "string", multiple: true },
     out: { type: "string" },
+    ...POLICY_FLAGS,
   });
   if (v.help) {
     return help(
       "tokengate compare --baseline A.json --candidate B.json [--candidate B2.json]... [--out report.md]\n" +
-        "  several --candidate: separate runs of the candidate, judged together as runs (not as more trials of one)\n",
+        "  several --candidate: separate runs of the candidate, judged together as runs (not as more trials of one)\n" +
+        POLICY_HELP,
     );
   }
+  const policy = await policyFlags(v);
   if (!v.baseline || !v.candidate?.length) {
     const { BadInputError } = await import("../util/errors.js");
     throw new BadInputError("needs both --baseline and --candidate", {
@@ -107,7 +143,7 @@ export async function runCompareCommand(argv: string[]): Promise<ExitCodeValue> 
     ...v.candidate.map((f) => loadRuns(resolve(f))),
   ]);
   const candidate = candidates.flat();
-  const judged = { ...candidate[0]!, verdict: compareResults(baseline, candidate) };
+  const judged = { ...candidate[0]!, verdict: compareResults(baseline, candidate, policy) };
   process.stdout.write(`${renderConsole(judged)}\n`);
   if (v.out) {
     writeTextAtomic(resolve(v.out), renderMarkdown(judged, { label: v.baseline }));
@@ -179,8 +215,10 @@ export async function runValidateCommand(argv: string[]): Promise<ExitCodeValue>
     seed: { type: "string" },
     k: { type: "string" },
     "baseline-runs": { type: "string" },
+    ...POLICY_FLAGS,
   });
-  if (v.help) return help(VALIDATE_HELP);
+  if (v.help) return help(VALIDATE_HELP + POLICY_HELP);
+  const policy = await policyFlags(v);
   if (lists.a.length === 0) {
     const { BadInputError } = await import("../util/errors.js");
     throw new BadInputError("needs --a with one or more results files", {
@@ -199,6 +237,7 @@ export async function runValidateCommand(argv: string[]): Promise<ExitCodeValue>
     ...(seed !== undefined ? { seed } : {}),
     ...(k !== undefined ? { k } : {}),
     ...(baselineRuns !== undefined ? { baselineRuns } : {}),
+    policy,
   });
   process.stdout.write(formatValidation(r));
   return ExitCode.pass;

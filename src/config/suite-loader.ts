@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { extname, join } from "node:path";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
+import { policyFromBlock, resolvePolicy } from "../analysis/policy.js";
 import { BadInputError } from "../util/errors.js";
 import { packageInfo } from "../util/package-root.js";
 import { type Suite, suiteSchema } from "./suite-schema.js";
@@ -79,6 +80,16 @@ export function validateSuite(raw: unknown, file: string): Suite {
     });
   }
   const suite = parsed.data;
+  // Rules across fields (warn <= fail, noiseFloor <= warn, error-rate warn <= fail) with the defaults filled in.
+  try {
+    resolvePolicy(policyFromBlock(suite.policy));
+  } catch (e) {
+    if (!(e instanceof BadInputError)) throw e;
+    throw new BadInputError(`${e.subject ? `${e.subject}: ` : ""}${e.message}`, {
+      subject: file,
+      ...(e.hint ? { hint: e.hint } : {}),
+    });
+  }
   const seen = new Set<string>();
   suite.tests.forEach((t, i) => {
     const name = t.name ?? t.kind;

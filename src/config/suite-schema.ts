@@ -339,6 +339,61 @@ export const TEST_SCHEMAS = [
 ] as const;
 export const testSchema = z.discriminatedUnion("kind", TEST_SCHEMAS);
 
+/** A fraction as a number (0.10) or a percent string ("10%"). */
+const fraction = (max: number, what: string) =>
+  z
+    .union([z.number(), z.string().regex(/^\s*\d*\.?\d+\s*%\s*$/, 'a percent like "10%" or a fraction like 0.10')])
+    .transform((v) => (typeof v === "number" ? v : Number(v.replace("%", "").trim()) / 100))
+    .pipe(z.number().min(0).max(max))
+    .describe(`${what} (a fraction, 0.10 = 10%, or a percent string "10%")`);
+
+/**
+ * How a run is judged against its baseline (src/analysis/policy.ts, docs/verdicts.md "Defaults"). Every field is
+ * optional: what is left out keeps its default. Cross-field rules (warn <= fail, noiseFloor <= warn) are checked
+ * when the suite is loaded.
+ */
+export const policySchema = z
+  .object({
+    warn: fraction(10, "A significant regression at or above this warns (default 5%)").optional(),
+    fail: fraction(10, "A significant regression at or above this fails (default 10%)").optional(),
+    noiseFloor: fraction(1, "Smaller changes pass without a test (default 2%)").optional(),
+    alpha: z.number().gt(0).lt(0.5).optional().describe("Family-wise false-alarm rate after Holm (default 0.05)"),
+    minTrials: z.number().int().min(2).optional().describe("Fewer trials a side is inconclusive (default 5)"),
+    runNoise: fraction(2, "Assumed run-to-run noise (default 3% with a GPU, 30% without)").optional(),
+    runNoiseDf: z.number().min(0).max(1000).optional().describe("Degrees of freedom runNoise counts as (default 4)"),
+    busyMachine: fraction(
+      1,
+      "Never fail a run while other work used more of the CPUs than this (default 25%)",
+    ).optional(),
+    confirmFails: z
+      .boolean()
+      .optional()
+      .describe("Rerun in a fresh server process before a baseline fail (default true)"),
+    holmFamily: z.enum(["test", "run"]).optional().describe("Holm across each test's metrics or the whole run"),
+    errorRate: z
+      .object({
+        warn: fraction(1, "Error rate above this warns (default 0)").optional(),
+        fail: fraction(1, "Error rate at or above this fails (default 1%)").optional(),
+      })
+      .strict()
+      .optional(),
+    gate: z
+      .array(
+        z
+          .string()
+          .regex(
+            /^[a-z0-9_]+\.(p50|p90|p95|p99|mean|max|min)$/,
+            "metric.stat, e.g. ttft_ms.p95 or output_tokens_per_s.mean",
+          ),
+      )
+      .min(1)
+      .optional()
+      .describe(
+        "Gated metrics as metric.stat (default: ttft/e2e p50 and p95, tpot p50, decode, output and request rates)",
+      ),
+  })
+  .strict();
+
 export const suiteSchema = z
   .object({
     $schema: z.string().optional(),
@@ -362,10 +417,12 @@ export const suiteSchema = z
     seed: z.number().int().default(1).describe("Seed for prompts and schedules"),
     tests: z.array(testSchema).min(1),
     targets: z.array(targetExpr).default([]).describe("Targets checked on every test that has the metric"),
+    policy: policySchema.optional().describe("How the baseline comparison judges (thresholds, noise, guard)"),
   })
   .strict();
 
 export type Suite = z.infer<typeof suiteSchema>;
+export type SuitePolicy = z.infer<typeof policySchema>;
 export type SuiteTest = z.infer<typeof testSchema>;
 export type RequestDefaults = z.infer<typeof requestSchema>;
 export type LatencyTest = z.infer<typeof latencyTestSchema>;

@@ -11,6 +11,7 @@ import type {
   VerdictLevel,
 } from "../measure/results.js";
 import type { RenderedChart, ReportCharts } from "./charts.js";
+import { machineLine } from "./machine-line.js";
 
 /**
  * report.html: one self-contained file (inline CSS and SVG charts, no JavaScript, no external URL), readable offline
@@ -287,6 +288,7 @@ function testSection(test: TestResult, i: number, charts: RenderedChart[]): stri
       `<p>Client vs server (${cc.samples} requests): client TTFT − server prompt time p50 = ${cc.ttftMinusServerPromptMsP50 === undefined ? "n/a" : `${num(cc.ttftMinusServerPromptMsP50)} ms`}; client / server decode rate p50 = ${cc.decodeRateRatioP50 === undefined ? "n/a" : num(cc.decodeRateRatioP50)}.</p>`,
     );
   parts.push(serverSection(test.server));
+  if (test.machine) parts.push(`<p class="machine">${e(machineLine(test.machine))}</p>`);
   if (charts.length) parts.push(`<div class="charts">${charts.map(chartFigure).join("\n")}</div>`);
   parts.push("</section>");
   return parts.join("\n");

@@ -1,12 +1,12 @@
 import { markdownTable } from "markdown-table";
 import type { Comparison } from "../analysis/decide.js";
-import { formatNumber, formatPercent } from "../analysis/format.js";
-import type { MachineLoad } from "../measure/machine-load.js";
+import { formatNumber } from "../analysis/format.js";
 import { METRICS, REPORT_METRIC_ORDER } from "../measure/metrics.js";
 import type { MetricResult, Results, TestResult } from "../measure/results.js";
 import { VERDICT_ICON } from "./console.js";
 import { escapeMarkdown as esc } from "./escape.js";
 import { isLoadKind, renderLoadSections } from "./load-report.js";
+import { machineLine } from "./machine-line.js";
 import { isScalingKind, renderScalingSection } from "./scaling-report.js";
 
 /** Rows of the per-test metric table, in reading order. */
@@ -133,16 +133,6 @@ function testSection(test: TestResult): string[] {
   }
   if (test.machine) lines.push("", machineLine(test.machine));
   return [...lines, ""];
-}
-
-/** One line on how busy the machine was with other work (measure/machine-load.ts): a slow run on a busy machine says so. */
-export function machineLine(m: MachineLoad): string {
-  const pct = (x: number) => formatPercent(x);
-  const steal = m.stealShare > 0.005 ? `, of which steal ${pct(m.stealShare)}` : "";
-  return (
-    `Machine (${m.cpus} CPUs): other work ${pct(m.otherShare)} of the CPU time (max ${pct(m.otherShareMax)} over 1 s${steal}), ` +
-    `tokengate and its server ${pct(m.ownShare)}; load average ${formatNumber(m.loadavg1[0])} → ${formatNumber(m.loadavg1[1])}.`
-  );
 }
 
 /** The seed's deliverables "bottleneck analysis" and "optimization recommendations", each line with its evidence. */

@@ -54,9 +54,9 @@ describe.runIf(process.platform === "linux")("machine load from /proc", () => {
   });
 });
 
-describe("machine line in report.md", () => {
+describe("machine line in report.md and report.html", () => {
   it("says how much of the machine other work took, with steal when there was any", async () => {
-    const { machineLine } = await import("../../src/report/markdown.js");
+    const { machineLine } = await import("../../src/report/machine-line.js");
     const m = {
       cpus: 2,
       wallS: 12,

@@ -70,3 +70,51 @@ describe("suite files", () => {
     expect(e.message).toContain('"latency" is used twice');
   });
 });
+
+describe("the suite's policy block", () => {
+  it("reads thresholds as fractions or percents, and gated metrics as metric.stat", async () => {
+    const { policyFromBlock, resolvePolicy } = await import("../../src/analysis/policy.js");
+    const f = suiteFile(
+      "policy.yml",
+      [
+        "tests:",
+        "  - kind: latency",
+        "policy:",
+        '  warn: "3%"',
+        "  fail: 0.06",
+        '  runNoise: "2.5%"',
+        "  busyMachine: 1",
+        "  confirmFails: false",
+        "  errorRate: { fail: 0.05 }",
+        "  gate: [ttft_ms.p95, output_tokens_per_s.mean]",
+        "",
+      ].join("\n"),
+    );
+    const { suite } = loadSuite(f);
+    const p = resolvePolicy(policyFromBlock(suite.policy));
+    expect(p).toMatchObject({ warn: 0.03, fail: 0.06, runNoise: 0.025, busyMachine: 1, confirmFails: false });
+    expect(p.errorRate).toEqual({ warn: 0, fail: 0.05 });
+    expect(p.gate).toEqual([
+      { metric: "ttft_ms", stat: "p95" },
+      { metric: "output_tokens_per_s", stat: "mean" },
+    ]);
+    expect(p.noiseFloor).toBe(0.02);
+  });
+
+  it("names the file, the field and the value of a bad entry, and checks rules across fields", () => {
+    const bad = errorOf(() => loadSuite(suiteFile("p1.yml", 'tests:\n  - kind: latency\npolicy:\n  fail: "ten"\n')));
+    expect(bad.message).toContain("policy.fail");
+    expect(bad.message).toContain("ten");
+    const gate = errorOf(() =>
+      loadSuite(suiteFile("p2.yml", "tests:\n  - kind: latency\npolicy:\n  gate: [ttft_p95]\n")),
+    );
+    expect(gate.message).toContain("policy.gate[0]");
+    expect(gate.message).toContain("metric.stat, e.g. ttft_ms.p95");
+    // fail 4% is below the default warn 5%: the loader says so, naming the file.
+    const f3 = suiteFile("p3.yml", "tests:\n  - kind: latency\npolicy:\n  fail: 0.04\n");
+    const cross = errorOf(() => loadSuite(f3));
+    expect(cross.subject).toBe(f3);
+    expect(cross.message).toBe("policy.warn: warn threshold 0.05 is above the fail threshold 0.04");
+    expect(cross.hint).toContain("warn 0.05 and fail 0.10");
+  });
+});
