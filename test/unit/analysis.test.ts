@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
 import type { Baseline } from "../../src/analysis/baseline.js";
 import { compareTests } from "../../src/analysis/compare.js";
-import { confirmVerdict } from "../../src/analysis/decide.js";
-import { resolvePolicy } from "../../src/analysis/policy.js";
+import { confirmVerdict, decideVerdict } from "../../src/analysis/decide.js";
+import { policyFromBlock, resolvePolicy } from "../../src/analysis/policy.js";
 import { applyConfirmation, compareResults, judge, planConfirmation } from "../../src/analysis/verdict.js";
+import { validateSuite } from "../../src/config/suite-loader.js";
 import type { Check, Results } from "../../src/measure/results.js";
 import { BadInputError } from "../../src/util/errors.js";
 import { syntheticRun } from "./analysis-fixtures.js";
@@ -349,5 +350,20 @@ describe("confirmation rerun: a second candidate run", () => {
     expect(confirmed.checks.some((c) => c.comparison?.confirmation === "confirmed")).toBe(true);
     const normal = syntheticRun({ seed: 3, trials: 5, noise: 0.02, runEffect: 0.01 });
     expect(confirmVerdict(results, normal, comparison).overall).toBe("warn");
+  });
+
+  it("the suite's policy decides: a fail threshold above the change warns, in the verdict and the confirmation", () => {
+    const suite = validateSuite({ tests: [{ kind: "latency" }], policy: { fail: "50%" } }, "suite.yml");
+    const comparison = { label: "baselines/h200.json", baseline };
+    const strict = decideVerdict(slow(2), validateSuite({ tests: [{ kind: "latency" }] }, "suite.yml"), comparison);
+    expect(strict.overall).toBe("fail");
+    const lenient = decideVerdict(slow(2), suite, comparison);
+    expect(lenient.overall).toBe("warn");
+    expect(lenient.checks.some((c) => /above warn 5%/.test(c.reason))).toBe(true);
+    // The rerun is judged with the policy passed: 15% is below a 20% warn threshold, so the first fail is not confirmed.
+    const results = { ...slow(2), verdict: first };
+    expect(confirmVerdict(results, slow(3), comparison).overall).toBe("fail");
+    const higher = validateSuite({ tests: [{ kind: "latency" }], policy: { warn: "20%", fail: "30%" } }, "suite.yml");
+    expect(confirmVerdict(results, slow(3), comparison, policyFromBlock(higher.policy)).overall).toBe("warn");
   });
 });
