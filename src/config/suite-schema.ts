@@ -413,7 +413,14 @@ export const suiteSchema = z
       stallTimeoutMs: 30_000,
       requestTimeoutMs: 300_000,
     }),
-    trials: z.number().int().positive().default(1).describe("Repeated trials per test (verdicts want 3 or more)"),
+    trials: z
+      .number()
+      .int()
+      .positive()
+      .default(1)
+      .describe(
+        "Repeated trials per test (default 1; a baseline comparison needs policy.minTrials, 5, or it says inconclusive)",
+      ),
     seed: z.number().int().default(1).describe("Seed for prompts and schedules"),
     tests: z.array(testSchema).min(1),
     targets: z.array(targetExpr).default([]).describe("Targets checked on every test that has the metric"),
