@@ -44,6 +44,8 @@ export const CLIENT_CPU_SHARE_HIGH = 0.9;
 export const OCCUPANCY_LOW = 0.5;
 /** Speculative decoding that accepts fewer drafts than this wastes work. */
 export const DRAFT_ACCEPTANCE_LOW = 0.5;
+/** Other work's share of the machine's CPU time (measure/machine-load.ts) worth reporting; the verdict's guard is policy.busyMachine. */
+export const BUSY_MACHINE_REPORTED = 0.25;
 
 /** The client self-check as tokengate reads it (TestResult.extra.selfCheck; absent when the run has none). */
 export interface SelfCheckView {
@@ -348,6 +350,19 @@ export function batchingEfficiency(facts: TestFacts, all: TestFacts[]): { ratio:
 function findingsForTest(test: TestResult, facts: TestFacts, all: TestFacts[]): Bottleneck[] {
   const out: Bottleneck[] = [];
   const add = (b: Omit<Bottleneck, "test">) => out.push({ test: test.name, ...b });
+
+  const machine = test.machine;
+  if (machine && machine.otherShare >= BUSY_MACHINE_REPORTED) {
+    add({
+      kind: "busy-machine",
+      severity: machine.otherShare >= 0.5 ? "high" : "medium",
+      title: "other work on the machine took CPU time from this test",
+      evidence: [
+        `other work used ${pct(machine.otherShare)} of the ${machine.cpus} CPUs' time (${(machine.otherShare * machine.cpus).toFixed(1)} CPUs; max ${pct(machine.otherShareMax)} over 1 s${machine.stealShare > 0.005 ? `, steal ${pct(machine.stealShare)}` : ""}) while tokengate and its server used ${pct(machine.ownShare)}`,
+        `load average ${machine.loadavg1[0].toFixed(2)} at the start, ${machine.loadavg1[1].toFixed(2)} at the end`,
+      ],
+    });
+  }
 
   if (test.aborted) {
     add({

@@ -31,6 +31,7 @@ const EVIDENCE_PER_TEST = 2;
 /** Within a severity, the order a reviewer should try things in: cheapest and most likely first. */
 const KNOB_ORDER: Recommendation["knob"][] = [
   "errors",
+  "machine",
   "client",
   "context-size",
   "load",
@@ -134,6 +135,15 @@ function recommendationsFor(b: Bottleneck, facts: TestFacts, all: TestFacts[]): 
       });
       break;
     }
+    case "busy-machine":
+      add({
+        knob: "machine",
+        action:
+          "rerun where nothing else runs beside the job (a dedicated or self-hosted runner), then compare; a baseline comparison never fails a run this busy",
+        why: "latency measured beside other work includes that work's share of the CPUs",
+        evidence: b.evidence,
+      });
+      break;
     case "client":
       add({
         knob: "client",

@@ -199,7 +199,8 @@ export type BottleneckKind =
   | "errors"
   | "shortfall"
   | "speculative"
-  | "aborted";
+  | "aborted"
+  | "busy-machine";
 
 /** One finding of src/analysis/bottleneck.ts: what limits the server in a test, with the numbers that show it. */
 export interface Bottleneck {
@@ -226,7 +227,8 @@ export type RecommendationKnob =
   | "context-size"
   | "load"
   | "client"
-  | "errors";
+  | "errors"
+  | "machine";
 
 /** What to try next (src/analysis/recommendations.ts), tied to the bottlenecks it addresses. */
 export interface Recommendation {

@@ -393,6 +393,29 @@ describe("bottleneck rules", () => {
     expect(a.recommendations[0]?.knob).toBe("client");
   });
 
+  it("a busy machine is a finding with its numbers, and the first thing to fix; a quiet one is not", () => {
+    const machine = {
+      cpus: 2,
+      wallS: 10,
+      ownShare: 0.3,
+      otherShare: 0.7,
+      stealShare: 0,
+      otherShareMax: 0.75,
+      loadavg1: [2.8, 3.1] as [number, number],
+    };
+    const busy = { ...makeTest({ ttftMs: 10, e2eMs: 100, gapMs: 1 }), machine };
+    const a = analyzeRun(run([busy]));
+    const b = a.bottlenecks.find((x) => x.kind === "busy-machine")!;
+    expect(b.severity).toBe("high");
+    expect(b.evidence).toEqual([
+      "other work used 70% of the 2 CPUs' time (1.4 CPUs; max 75% over 1 s) while tokengate and its server used 30%",
+      "load average 2.80 at the start, 3.10 at the end",
+    ]);
+    expect(a.recommendations[0]).toMatchObject({ knob: "machine", tests: ["t"] });
+    const quiet = { ...busy, machine: { ...machine, otherShare: 0.05, otherShareMax: 0.1 } };
+    expect(analyzeRun(run([quiet])).bottlenecks.some((x) => x.kind === "busy-machine")).toBe(false);
+  });
+
   it("without a self-check, a client that sees slower decoding than the server reports is a medium suspect", () => {
     const a = analyzeBottlenecks(
       run([makeTest({ concurrency: 4, ttftMs: 10, e2eMs: 100, gapMs: 1, decodeRatio: 0.7 })]),
