@@ -24,7 +24,7 @@ import { REPORT_FILES, renderReportFiles } from "./report/exports.js";
 import { renderMarkdown } from "./report/markdown.js";
 import { writeJsonAtomic, writeTextAtomic } from "./report/write.js";
 import type { TestContext } from "./suite/context.js";
-import { plannedRequests, runTest, testName } from "./suite/index.js";
+import { plannedRequests, runTest, testName, trialsFor } from "./suite/index.js";
 import { llamaServerRestarter, type RestartTarget } from "./suite/scaling.js";
 import { createTarget, llamaServerOptions, planTarget } from "./target/index.js";
 import type { Endpoint, Target } from "./target/types.js";
@@ -207,7 +207,7 @@ class MeasureSession {
     for (const test of tests) {
       if (this.stopped) break;
       const name = testName(test);
-      const trials = this.config.trials ?? test.trials ?? this.suite.trials;
+      const trials = trialsFor(test, this.suite.trials, this.config.trials);
       const progress = createProgress({
         label: name,
         total: plannedRequests(test, trials) ?? 0,

@@ -417,9 +417,9 @@ export const suiteSchema = z
       .number()
       .int()
       .positive()
-      .default(1)
+      .optional()
       .describe(
-        "Repeated trials per test (default 1; a baseline comparison needs policy.minTrials, 5, or it says inconclusive)",
+        "Repeated trials per test (default: 5 for latency and throughput, the kinds a baseline gates, which is policy.minTrials; 1 for the time-bound load and scaling kinds)",
       ),
     seed: z.number().int().default(1).describe("Seed for prompts and schedules"),
     tests: z.array(testSchema).min(1),

@@ -14,6 +14,26 @@ export function testName(test: SuiteTest): string {
   return test.name ?? test.kind;
 }
 
+/**
+ * Trials when neither the run (--trials), the test nor the suite says: enough for a baseline comparison (the
+ * policy's default minTrials) for the kinds that are gated against a baseline; one for the time-bound load and
+ * scaling kinds, which repeat steps and configurations inside a trial and would take minutes more per trial.
+ */
+export const DEFAULT_TRIALS: Readonly<Record<SuiteTest["kind"], number>> = {
+  latency: 5,
+  throughput: 5,
+  ramp: 1,
+  "max-load": 1,
+  stress: 1,
+  "open-loop": 1,
+  scaling: 1,
+};
+
+/** The trial count of a test: the run's override, the test's, the suite's, else DEFAULT_TRIALS by kind. */
+export function trialsFor(test: SuiteTest, suiteTrials: number | undefined, override?: number): number {
+  return override ?? test.trials ?? suiteTrials ?? DEFAULT_TRIALS[test.kind];
+}
+
 /** How many requests a test will send (for progress displays). */
 export function plannedRequests(test: SuiteTest, trials: number): number | undefined {
   switch (test.kind) {

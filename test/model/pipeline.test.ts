@@ -23,6 +23,7 @@ function records(outDir: string): RequestRecord[] {
 }
 
 const SMALL = `name: pipeline-test
+trials: 1
 request: { maxTokens: 16 }
 tests:
   - kind: latency
@@ -92,7 +93,7 @@ describe("a server that dies mid-run", () => {
       {
         suiteFile: suite(
           "killed",
-          "name: killed\nrequest: { maxTokens: 64, stallTimeoutMs: 5000 }\ntests:\n  - kind: throughput\n    concurrency: 2\n    requests: 100000\n    warmup: 0\n",
+          "name: killed\ntrials: 1\nrequest: { maxTokens: 64, stallTimeoutMs: 5000 }\ntests:\n  - kind: throughput\n    concurrency: 2\n    requests: 100000\n    warmup: 0\n",
         ),
         target: "llama-server",
         modelPath: await tinyModel(),

@@ -118,3 +118,19 @@ describe("the suite's policy block", () => {
     expect(cross.hint).toContain("warn 0.05 and fail 0.10");
   });
 });
+
+describe("trials", () => {
+  it("default to 5 for the gated kinds and 1 for the time-bound ones; the test, the suite and --trials override", async () => {
+    const { trialsFor } = await import("../../src/suite/index.js");
+    const { suite } = loadSuite(
+      suiteFile(
+        "trials.yml",
+        "tests:\n  - kind: latency\n  - kind: throughput\n  - kind: ramp\n    steps: [1, 2]\n  - kind: latency\n    name: once\n    trials: 1\n",
+      ),
+    );
+    expect(suite.trials).toBeUndefined();
+    expect(suite.tests.map((t) => trialsFor(t, suite.trials))).toEqual([5, 5, 1, 1]);
+    expect(suite.tests.map((t) => trialsFor(t, 3))).toEqual([3, 3, 3, 1]);
+    expect(suite.tests.map((t) => trialsFor(t, 3, 2))).toEqual([2, 2, 2, 2]);
+  });
+});
