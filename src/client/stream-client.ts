@@ -86,6 +86,7 @@ export class StreamClient {
     let sawFinished = false;
     let streamError: string | undefined;
     let errorBody = "";
+    let readError: unknown;
     const parser = new SseParser();
     const decoder = new TextDecoder();
     const handle = (data: string, atNs: number) => {
@@ -123,9 +124,15 @@ export class StreamClient {
           return true;
         }
         record.firstByteNs ??= atNs;
-        for (const ev of parser.push(decoder.decode(chunk, { stream: true }))) {
-          handle(ev.data, atNs);
-          if (streamError !== undefined) return false;
+        // Errors stay here, not in undici's callback: a bad event stops reading and fails this request as `parse`.
+        try {
+          for (const ev of parser.push(decoder.decode(chunk, { stream: true }))) {
+            handle(ev.data, atNs);
+            if (streamError !== undefined) return false;
+          }
+        } catch (err) {
+          readError = err;
+          return false;
         }
         return true;
       },
@@ -143,7 +150,7 @@ export class StreamClient {
     } catch (err) {
       if (streamError === undefined) {
         record.endNs ||= nowNs();
-        return this.fail(record, ...classify(err, signal));
+        return this.fail(record, ...classify(readError ?? err, signal));
       }
     }
     record.endNs = nowNs();
