@@ -11,6 +11,8 @@ import { z } from "zod";
 import type { EnvironmentFingerprint, Results } from "../measure/results.js";
 import { RESULTS_SCHEMA_VERSION } from "../measure/results.js";
 import { BadInputError } from "../util/errors.js";
+import { formatPercent } from "./format.js";
+import { DEFAULT_POLICY } from "./policy.js";
 
 export const BASELINE_VERSION = 1;
 
@@ -558,8 +560,15 @@ export async function updateBaseline(options: UpdateBaselineOptions): Promise<Up
     const which = runs.length > 1 ? ` in run ${i + 1}` : "";
     for (const t of results.tests) {
       if (t.aborted) warnings.push(`test ${t.name}${which} was aborted (${t.aborted}): its numbers are partial`);
-      if (t.trials < 2)
-        warnings.push(`test ${t.name}${which} ran ${t.trials} trial(s): comparisons against it stay inconclusive`);
+      if (t.trials < DEFAULT_POLICY.minTrials)
+        warnings.push(
+          `test ${t.name}${which} ran ${t.trials} trial(s), fewer than the ${DEFAULT_POLICY.minTrials} a comparison needs: comparisons against it stay inconclusive`,
+        );
+      const busy = t.machine?.otherShare;
+      if (busy !== undefined && busy > DEFAULT_POLICY.busyMachine)
+        warnings.push(
+          `test ${t.name}${which} ran while other work used ${formatPercent(busy)} of the machine's ${t.machine!.cpus} CPUs: the baseline is slower than the machine; rerun it on a quiet runner`,
+        );
     }
   }
   if (runs.length === 1) {

@@ -194,6 +194,15 @@ describe("files: update, load, find", () => {
     const from = join(dir, "results.json");
     const run = syntheticRun({ seed: 2, trials: 1, noise: 0.02 });
     run.tests[0]!.aborted = "server died";
+    run.tests[0]!.machine = {
+      cpus: 2,
+      wallS: 10,
+      ownShare: 0.3,
+      otherShare: 0.6,
+      stealShare: 0,
+      otherShareMax: 0.7,
+      loadavg1: [3, 3],
+    };
     await writeFile(from, JSON.stringify(run));
     const to = join(dir, "proposals", "cpu-smoke.json");
     const out = await updateBaseline({
@@ -204,7 +213,10 @@ describe("files: update, load, find", () => {
     });
     expect(out.replaced).toBe(false);
     expect(out.warnings.join("\n")).toMatch(/aborted \(server died\)/);
-    expect(out.warnings.join("\n")).toMatch(/ran 1 trial/);
+    expect(out.warnings.join("\n")).toMatch(/ran 1 trial\(s\), fewer than the 5 a comparison needs/);
+    expect(out.warnings).toContain(
+      "test latency ran while other work used 60% of the machine's 2 CPUs: the baseline is slower than the machine; rerun it on a quiet runner",
+    );
     const back = await loadBaseline(to);
     expect(back.name).toBe("cpu-smoke");
     expect(back.createdAt).toBe("2026-11-30T12:00:00.000Z");
