@@ -6,6 +6,7 @@ import { inspectModel, type ModelInfo } from "../model/inspect.js";
 import { registerChild, stopChild } from "../util/children.js";
 import { BadInputError, CouldNotRunError } from "../util/errors.js";
 import { registerSecret } from "../util/secrets.js";
+import { ChildServerTarget } from "./child-server-target.js";
 import { getJson, pollUntilReady, probeLlamaHealth } from "./health.js";
 import { assertPortUsable, freePort, LOOPBACK } from "./port.js";
 import { helpHasFlag, type ResolvedServerBin, resolveServerBin, serverHelp } from "./server-bin.js";
@@ -190,24 +191,19 @@ function seconds(ms: number): string {
 
 const BIND_FAILED = /couldn't bind HTTP server socket/;
 
-class LlamaServerTargetImpl implements Target {
+class LlamaServerTargetImpl extends ChildServerTarget {
   readonly kind = "llama-server" as const;
   private readonly opts: LlamaServerTargetOptions;
-  private readonly lifetime = new AbortController();
-  private child: ChildProcess | undefined;
-  private exited = false;
-  private startPromise: Promise<Endpoint> | undefined;
-  private stopPromise: Promise<void> | undefined;
   private bin: ResolvedServerBin | undefined;
   private model: ModelInfo | undefined;
   private props: LlamaProps | undefined;
-  private endpoint: Endpoint | undefined;
   /** Flags as recorded in the fingerprint: ours without host/port/model path (they vary per run), then the user's. */
   private recordedFlags: string[] = [];
   private threads: string | undefined;
   readonly logFile: string;
 
   constructor(opts: LlamaServerTargetOptions) {
+    super("llama-server target was stopped", opts.stopGraceMs ?? 5000);
     this.opts = opts;
     if (opts.apiKey !== undefined) registerSecret(opts.apiKey);
     this.logFile = resolve(
@@ -215,12 +211,7 @@ class LlamaServerTargetImpl implements Target {
     );
   }
 
-  start(signal?: AbortSignal): Promise<Endpoint> {
-    this.startPromise ??= this.doStart(signal);
-    return this.startPromise;
-  }
-
-  private async doStart(outerSignal?: AbortSignal): Promise<Endpoint> {
+  protected async doStart(outerSignal?: AbortSignal): Promise<Endpoint> {
     const signal = outerSignal ? AbortSignal.any([outerSignal, this.lifetime.signal]) : this.lifetime.signal;
     signal.throwIfAborted();
     const opts = this.opts;
@@ -376,32 +367,6 @@ class LlamaServerTargetImpl implements Target {
         },
       );
     }
-  }
-
-  stop(): Promise<void> {
-    this.stopPromise ??= (async () => {
-      this.lifetime.abort(new CouldNotRunError("llama-server target was stopped"));
-      // A start in flight notices the abort, stops its child and rejects; wait for that so stop() means "gone".
-      await this.startPromise?.catch(() => {});
-      if (this.child && !this.exited) await stopChild(this.child, this.opts.stopGraceMs ?? 5000);
-    })();
-    return this.stopPromise;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.stop();
-  }
-
-  alive(): boolean {
-    const c = this.child;
-    return (
-      this.endpoint !== undefined && c !== undefined && c.exitCode === null && c.signalCode === null && !this.exited
-    );
-  }
-
-  /** The server's process id while it runs (tests check that it is gone after stop). */
-  pid(): number | undefined {
-    return this.child?.pid;
   }
 
   async fingerprint(): Promise<TargetFingerprint> {

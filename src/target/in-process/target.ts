@@ -8,6 +8,7 @@ import { inspectModel, type ModelInfo } from "../../model/inspect.js";
 import { registerChild, stopChild } from "../../util/children.js";
 import { BadInputError, CouldNotRunError } from "../../util/errors.js";
 import { packageInfo } from "../../util/package-root.js";
+import { ChildServerTarget } from "../child-server-target.js";
 import { probeLlamaHealth } from "../health.js";
 import { logTail } from "../llama-server.js";
 import { LOOPBACK } from "../port.js";
@@ -95,30 +96,20 @@ function seconds(ms: number): string {
 const HINT_MODEL =
   "give a complete GGUF model file, e.g. --model ./models/model.Q4_K_M.gguf, or write one: tokengate model synth --preset tiny --out model.gguf";
 
-class InProcessTargetImpl implements Target {
+class InProcessTargetImpl extends ChildServerTarget {
   readonly kind = "in-process" as const;
   readonly logFile: string;
   private readonly config: ServerConfig;
-  private readonly lifetime = new AbortController();
-  private child: ChildProcess | undefined;
-  private exited = false;
-  private startPromise: Promise<Endpoint> | undefined;
-  private stopPromise: Promise<void> | undefined;
   private model: ModelInfo | undefined;
   private ready: ReadyInfo | undefined;
-  private endpoint: Endpoint | undefined;
 
   constructor(private readonly opts: InProcessTargetOptions) {
+    super("the in-process target was stopped", opts.stopGraceMs ?? 5000);
     this.config = resolveServerConfig(opts);
     this.logFile = resolve(opts.logFile ?? join(mkdtempSync(join(tmpdir(), "tokengate-in-process-")), "server.log"));
   }
 
-  start(signal?: AbortSignal): Promise<Endpoint> {
-    this.startPromise ??= this.doStart(signal);
-    return this.startPromise;
-  }
-
-  private async doStart(outerSignal?: AbortSignal): Promise<Endpoint> {
+  protected async doStart(outerSignal?: AbortSignal): Promise<Endpoint> {
     const signal = outerSignal ? AbortSignal.any([outerSignal, this.lifetime.signal]) : this.lifetime.signal;
     signal.throwIfAborted();
     const modelPath = this.config.modelPath;
@@ -266,32 +257,6 @@ class InProcessTargetImpl implements Target {
         if (err) fail(new CouldNotRunError(`could not talk to the in-process server: ${err.message}`, { cause: err }));
       });
     });
-  }
-
-  stop(): Promise<void> {
-    this.stopPromise ??= (async () => {
-      this.lifetime.abort(new CouldNotRunError("the in-process target was stopped"));
-      // A start in flight notices the abort, stops its child and rejects; wait for that so stop() means "gone".
-      await this.startPromise?.catch(() => {});
-      if (this.child && !this.exited) await stopChild(this.child, this.opts.stopGraceMs ?? 5000);
-    })();
-    return this.stopPromise;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.stop();
-  }
-
-  alive(): boolean {
-    const c = this.child;
-    return (
-      this.endpoint !== undefined && c !== undefined && c.exitCode === null && c.signalCode === null && !this.exited
-    );
-  }
-
-  /** The server's process id while it runs (tests check that it is gone after stop). */
-  pid(): number | undefined {
-    return this.child?.pid;
   }
 
   async fingerprint(): Promise<TargetFingerprint> {
