@@ -1,6 +1,6 @@
 import { createRequire as __tokengateCreateRequire } from "node:module";
 const require = __tokengateCreateRequire(import.meta.url);
-import { j as isParentMessage, L as LOOPBACK, n as nodeLlamaCppBuild } from './chunks/protocol-D4tg8X9Q.js';
+import { j as isParentMessage, L as LOOPBACK, n as nodeLlamaCppBuild } from './chunks/protocol-CHD2zb_B.js';
 import { basename } from 'node:path';
 import { LlamaLogLevel, getLlama, resolveChatWrapper, TokenBias } from 'node-llama-cpp';
 import { createHash, randomBytes } from 'node:crypto';

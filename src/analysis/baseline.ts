@@ -12,7 +12,7 @@ import type { EnvironmentFingerprint, Results } from "../measure/results.js";
 import { RESULTS_SCHEMA_VERSION } from "../measure/results.js";
 import { BadInputError } from "../util/errors.js";
 import { formatPercent } from "./format.js";
-import { DEFAULT_POLICY } from "./policy.js";
+import { busyShare, DEFAULT_POLICY } from "./policy.js";
 
 export const BASELINE_VERSION = 1;
 
@@ -564,8 +564,8 @@ export async function updateBaseline(options: UpdateBaselineOptions): Promise<Up
         warnings.push(
           `test ${t.name}${which} ran ${t.trials} trial(s), fewer than the ${DEFAULT_POLICY.minTrials} a comparison needs: comparisons against it stay inconclusive`,
         );
-      const busy = t.machine?.otherShare;
-      if (busy !== undefined && busy > DEFAULT_POLICY.busyMachine)
+      const busy = busyShare(t.machine);
+      if (busy !== undefined)
         warnings.push(
           `test ${t.name}${which} ran while other work used ${formatPercent(busy)} of the machine's ${t.machine!.cpus} CPUs: the baseline is slower than the machine; rerun it on a quiet runner`,
         );

@@ -8,6 +8,7 @@ import type {
   TimeSplit,
 } from "../measure/results.js";
 import { formatNumber, formatPercent } from "./format.js";
+import { busyShare } from "./policy.js";
 
 /**
  * What limits the server, per test, from what was measured. Pure: Results in, findings out. Every finding carries its
@@ -44,8 +45,6 @@ export const CLIENT_CPU_SHARE_HIGH = 0.9;
 export const OCCUPANCY_LOW = 0.5;
 /** Speculative decoding that accepts fewer drafts than this wastes work. */
 export const DRAFT_ACCEPTANCE_LOW = 0.5;
-/** Other work's share of the machine's CPU time (measure/machine-load.ts) worth reporting; the verdict's guard is policy.busyMachine. */
-export const BUSY_MACHINE_REPORTED = 0.25;
 
 /** The client self-check as tokengate reads it (TestResult.extra.selfCheck; absent when the run has none). */
 export interface SelfCheckView {
@@ -352,7 +351,8 @@ function findingsForTest(test: TestResult, facts: TestFacts, all: TestFacts[]): 
   const add = (b: Omit<Bottleneck, "test">) => out.push({ test: test.name, ...b });
 
   const machine = test.machine;
-  if (machine && machine.otherShare >= BUSY_MACHINE_REPORTED) {
+  // Reported from the same threshold the verdict's guard uses by default (policy.ts busyShare).
+  if (machine && busyShare(machine) !== undefined) {
     add({
       kind: "busy-machine",
       severity: machine.otherShare >= 0.5 ? "high" : "medium",

@@ -11,7 +11,7 @@ import { decodeHistogram } from "../measure/histogram.js";
 import type { MachineLoad } from "../measure/machine-load.js";
 import type { Better, Check, CheckComparison, MetricResult, Results, TestResult } from "../measure/results.js";
 import { checkLabel, formatChange, formatP, formatPercent, type Stat } from "./format.js";
-import { type Policy, runNoiseFor } from "./policy.js";
+import { busyShare, type Policy, runNoiseFor } from "./policy.js";
 import {
   holmAdjust,
   mannWhitney,
@@ -391,10 +391,8 @@ function beyond(level: "warn" | "fail", threshold: number, better: Better): stri
 export function busyNote(tests: readonly TestResult[], policy: Policy): string | undefined {
   let worst: { load: MachineLoad; index: number } | undefined;
   for (const [index, t] of tests.entries()) {
-    const load = t.machine;
-    if (load && load.otherShare > policy.busyMachine && (!worst || load.otherShare > worst.load.otherShare)) {
-      worst = { load, index };
-    }
+    const share = busyShare(t.machine, policy.busyMachine);
+    if (share !== undefined && (!worst || share > worst.load.otherShare)) worst = { load: t.machine!, index };
   }
   if (!worst) return undefined;
   const { load, index } = worst;

@@ -118,6 +118,17 @@ const EXAMPLES = {
   busyMachine: "0.25 (25%; 1 turns the guard off)",
 } as const;
 
+/**
+ * Other work's share of the machine during a test when it is above the busy-machine threshold (the policy's, else the
+ * default), else undefined: the one rule the verdict's guard, baseline update and the bottleneck analysis share.
+ */
+export function busyShare(
+  load: { otherShare: number } | undefined,
+  threshold: number = DEFAULT_POLICY.busyMachine,
+): number | undefined {
+  return load && load.otherShare > threshold ? load.otherShare : undefined;
+}
+
 export type PolicyInput = Partial<Omit<Policy, "errorRate">> & { errorRate?: Partial<Policy["errorRate"]> };
 
 /**

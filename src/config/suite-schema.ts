@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { parseFraction } from "../analysis/policy.js";
 
 /**
  * The suite file (YAML or JSON). Validated with zod (chosen because the same schema gives TypeScript types, precise
@@ -342,8 +343,17 @@ export const testSchema = z.discriminatedUnion("kind", TEST_SCHEMAS);
 /** A fraction as a number (0.10) or a percent string ("10%"). */
 const fraction = (max: number, what: string) =>
   z
-    .union([z.number(), z.string().regex(/^\s*\d*\.?\d+\s*%\s*$/, 'a percent like "10%" or a fraction like 0.10')])
-    .transform((v) => (typeof v === "number" ? v : Number(v.replace("%", "").trim()) / 100))
+    .union([z.number(), z.string()])
+    // The same reading as the CLI flags' (policy.ts parseFraction): "10%" or "0.10"; a bare "10" is refused.
+    .transform((v, ctx) => {
+      if (typeof v === "number") return v;
+      try {
+        return parseFraction(v, "");
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: `${(e as Error).message}; write "10%" or 0.10` });
+        return z.NEVER;
+      }
+    })
     .pipe(z.number().min(0).max(max))
     .describe(`${what} (a fraction, 0.10 = 10%, or a percent string "10%")`);
 

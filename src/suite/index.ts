@@ -1,3 +1,4 @@
+import { DEFAULT_POLICY } from "../analysis/policy.js";
 import type { SuiteTest } from "../config/suite-schema.js";
 import type { TestResult } from "../measure/results.js";
 import type { TestContext } from "./context.js";
@@ -20,8 +21,8 @@ export function testName(test: SuiteTest): string {
  * scaling kinds, which repeat steps and configurations inside a trial and would take minutes more per trial.
  */
 export const DEFAULT_TRIALS: Readonly<Record<SuiteTest["kind"], number>> = {
-  latency: 5,
-  throughput: 5,
+  latency: DEFAULT_POLICY.minTrials,
+  throughput: DEFAULT_POLICY.minTrials,
   ramp: 1,
   "max-load": 1,
   stress: 1,

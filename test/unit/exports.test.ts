@@ -3,6 +3,7 @@ import { Ajv } from "ajv";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { formatNumber } from "../../src/analysis/format.js";
+import { summarize } from "../../src/measure/histogram.js";
 import type { MetricSummary, Results } from "../../src/measure/results.js";
 import {
   bencherMetrics,
@@ -104,17 +105,7 @@ describe("github-action-benchmark custom JSON", () => {
   });
 
   it("NaN statistics (a metric without samples) are left out", () => {
-    const nan: MetricSummary = {
-      count: 0,
-      mean: Number.NaN,
-      stddev: Number.NaN,
-      min: Number.NaN,
-      p50: Number.NaN,
-      p90: Number.NaN,
-      p95: Number.NaN,
-      p99: Number.NaN,
-      max: Number.NaN,
-    };
+    const nan: MetricSummary = summarize([]);
     const r: Results = structuredClone(results);
     r.tests[0]!.metrics.ttft_ms = { unit: "ms", better: "lower", summary: nan, trials: [nan], histogram: "x" };
     const names = githubBenchmarkEntries(r).smaller.map((e) => e.name);
