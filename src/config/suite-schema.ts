@@ -47,7 +47,11 @@ export const targetSchema = z
       .string()
       .optional()
       .describe("Environment variable holding the API key (default TOKENGATE_API_KEY; a named one must be set)"),
-    serverFlags: z.array(z.string()).default([]).describe('Extra llama-server flags, e.g. ["--parallel", "4"]'),
+    serverFlags: z
+      // llama-server stops at an empty argument ("error: invalid argument: ") and the run would fail at start.
+      .array(z.string().min(1, { message: "a flag or value cannot be empty" }))
+      .default([])
+      .describe('Extra llama-server flags, e.g. ["--parallel", "4"]'),
     threads: z.number().int().positive().optional().describe("CPU threads (default: all cores)"),
     sequences: z.number().int().positive().optional().describe("in-process: parallel sequences (default 4)"),
     contextSize: z

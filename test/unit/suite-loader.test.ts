@@ -47,6 +47,16 @@ describe("suite files", () => {
     expect(e.exitCode).toBe(2);
   });
 
+  it("refuses an empty server flag (llama-server would stop at it while starting)", () => {
+    const f = suiteFile(
+      "flag.yml",
+      'target:\n  kind: llama-server\n  serverFlags: ["-ngl", ""]\ntests:\n  - kind: latency\n',
+    );
+    const e = errorOf(() => loadSuite(f));
+    expect(e.message).toContain("target.serverFlags[1]");
+    expect(e.message).toContain("cannot be empty");
+  });
+
   it("says which field is unknown (a typo) and which test kind does not exist", () => {
     expect(
       errorOf(() => loadSuite(suiteFile("typo.yml", "tests:\n  - kind: latency\n    repetiions: 3\n"))).message,

@@ -1,0 +1,58 @@
+/**
+ * llama-server's host-memory prompt cache (--cache-ram) on real H200 runs (docs/runs/h200-prompt-cache, one lease, a 7B
+ * q4_0 model; the same suite with the server's defaults, with --cache-ram 0, with --no-cache-idle-slots, then the
+ * defaults again). The files are what docs/performance.md cites; this checks the figures there and that the analysis
+ * turns the measured gap into the --cache-ram 0 experiment, and stops suggesting it once the flag is set.
+ */
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { loadResults } from "../../src/analysis/baseline.js";
+import { analyzeRun } from "../../src/analysis/recommendations.js";
+import type { Results } from "../../src/measure/results.js";
+
+const dir = fileURLToPath(new URL("../../docs/runs/h200-prompt-cache/", import.meta.url));
+const load = (name: string) => loadResults(`${dir}${name}.json`);
+
+const ttftP50 = (r: Results, test: string, scenario: string) =>
+  r.tests.find((t) => t.name === test)!.scenarios.find((s) => s.name === scenario)!.metrics.ttft_ms!.summary.p50!;
+const outputTokPerS = (r: Results) =>
+  r.tests.find((t) => t.name === "throughput")!.metrics.output_tokens_per_s!.summary.p50!;
+const gap = (r: Results, test: string) => r.tests.find((t) => t.name === test)!.crossCheck!.ttftMinusServerPromptMsP50!;
+
+describe("llama-server's prompt cache on the H200 (real runs)", () => {
+  it("costs TTFT outside prompt_ms and throughput, in both default runs; --cache-ram 0 removes it", async () => {
+    const off = await load("noram");
+    for (const name of ["default", "default2"]) {
+      const on = await load(name);
+      expect(on.environment.target.serverFlags).not.toContain("--cache-ram");
+      // One request at a time: the time before the prompt starts grows with the KV cache the slot held.
+      expect(ttftP50(on, "latency", "prompt_256") / ttftP50(off, "latency", "prompt_256")).toBeGreaterThan(3);
+      expect(ttftP50(on, "latency", "prompt_2048") / ttftP50(off, "latency", "prompt_2048")).toBeGreaterThan(3);
+      expect(gap(on, "latency")).toBeGreaterThan(100);
+      // 8 concurrent: TTFT several times higher and about a third of the output rate.
+      expect(ttftP50(on, "throughput", "concurrency_8") / ttftP50(off, "throughput", "concurrency_8")).toBeGreaterThan(
+        4,
+      );
+      expect(outputTokPerS(on) / outputTokPerS(off)).toBeLessThan(0.4);
+    }
+    expect(off.environment.target.serverFlags).toEqual(expect.arrayContaining(["--cache-ram", "0"]));
+    expect(gap(off, "latency")).toBeLessThan(5);
+    // The server's own prompt rate is the same either way: the cost is outside prompt processing.
+    const on = await load("default");
+    const rate = (r: Results) => r.tests.find((t) => t.name === "latency")!.server!.rates.promptTokensPerS!;
+    expect(rate(on) / rate(off)).toBeGreaterThan(0.9);
+    expect(rate(on) / rate(off)).toBeLessThan(1.1);
+  });
+
+  it("recommends --cache-ram 0 from the default run's numbers, and not once it is set", async () => {
+    const on = analyzeRun(await load("default"));
+    const rec = on.recommendations.find((r) => r.flags?.join(" ") === "--cache-ram 0");
+    expect(rec?.knob).toBe("prompt-cache");
+    expect(rec?.action).toMatch(/now 8192 MiB, the default/);
+    expect(rec?.tests).toEqual(expect.arrayContaining(["latency", "throughput"]));
+    expect(rec?.evidence.join("\n")).toMatch(/before prompt processing starts/);
+
+    const off = analyzeRun(await load("noram"));
+    expect(off.recommendations.some((r) => r.flags?.includes("--cache-ram"))).toBe(false);
+  });
+});
