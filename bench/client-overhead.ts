@@ -73,6 +73,15 @@ function nodeFloor(o: Omit<TokengateLoadOptions, "url" | "durationS">): ClientSp
   };
 }
 
+/** Not a tool either: the floor without any HTTP library (bench/helpers/raw-floor-client.ts). */
+function rawFloor(o: Omit<TokengateLoadOptions, "url" | "durationS">): ClientSpec {
+  return {
+    name: "Node floor, raw socket (no HTTP library)",
+    streams: true,
+    start: (url) => spawnTsx(join(HELPERS, "raw-floor-client.ts"), [JSON.stringify({ ...o, url, durationS: 0 })]),
+  };
+}
+
 function locust(o: { users: number; stream: boolean; wait: string; mix: string; maxTokens: number }): ClientSpec {
   return {
     name: o.stream ? "locust (streaming adaptation)" : "locust (seed as is, non-streaming)",
@@ -154,6 +163,7 @@ const SCENARIOS: Scenario[] = [
       aiohttp({ burst: 8, stream: true, maxTokens: BUSY_TOKENS, path: "/v1/chat/completions" }),
       locust({ users: 8, stream: false, wait: "constant:0", mix: "chat", maxTokens: BUSY_TOKENS }),
       nodeFloor(BUSY),
+      rawFloor(BUSY),
     ],
   },
   {
@@ -166,6 +176,7 @@ const SCENARIOS: Scenario[] = [
       locust({ users: 128, stream: true, wait: "between:1:3", mix: "seed", maxTokens: 20 }),
       locust({ users: 128, stream: false, wait: "between:1:3", mix: "seed", maxTokens: 20 }),
       nodeFloor(SEED),
+      rawFloor(SEED),
     ],
   },
 ];
@@ -359,6 +370,15 @@ async function main(): Promise<void> {
         (Number.isFinite(locustSeed) ? `, ${fmt(tg / locustSeed, 2)}x the seed's non-streaming locustfile` : "") +
         ` — target <= 0.25x: ${ratio <= 0.25 ? "met" : "MISSED"}`,
     );
+    // The floors say whether any Node client could meet the target here: one that does only the per-chunk work.
+    const floors = sc.clients.filter((c) => c.name.startsWith("Node floor")).map((c) => c.name);
+    if (floors.length > 0) {
+      headline.push(
+        `${sc.name}: floors ` +
+          floors.map((f) => `${f} ${fmt(median(perReq(f)) / locustStream, 2)}x locust`).join(", ") +
+          `; tokengate = ${fmt(tg / Math.min(...floors.map((f) => median(perReq(f)))), 2)}x the lowest floor`,
+      );
+    }
   }
   out.push("", ...headline);
   process.stdout.write(`${out.join("\n")}\n`);

@@ -82,6 +82,8 @@ async function llamaPass(o: {
   promptTokens: number;
   maxTokens: number;
   verbose: boolean;
+  gapMs: number;
+  serverFlags: string[];
 }): Promise<LlamaPass> {
   const rng = createRng(5);
   const target = createLlamaServerTarget({
@@ -89,7 +91,14 @@ async function llamaPass(o: {
     serverBin: await findLlamaServerForTests(),
     // One thread: on a busy 2-core machine llama.cpp's spinning worker threads stall each other (FACTS.md).
     threads: 1,
-    serverFlags: ["--parallel", "1", "-c", "1024", ...(o.verbose ? ["--log-timestamps", "-lv", "4"] : [])],
+    serverFlags: [
+      "--parallel",
+      "1",
+      "-c",
+      "1024",
+      ...o.serverFlags,
+      ...(o.verbose ? ["--log-timestamps", "-lv", "4"] : []),
+    ],
   });
   const endpoint = await target.start();
   const build = (await target.fingerprint()).build ?? "?";
@@ -115,7 +124,7 @@ async function llamaPass(o: {
         );
         if (!r.ok) throw new Error(`${api} request failed: ${r.errorMessage}`);
         if (r.measured) list.push(r);
-        await sleep(20); // low load: the server is idle when the next request arrives
+        await sleep(o.gapMs); // low load: the server is idle when the next request arrives
       }
       records.set(api, list);
       if (o.verbose) {
@@ -146,13 +155,15 @@ async function main(): Promise<void> {
   const requests = numArg(args, "requests", 40);
   const promptTokens = numArg(args, "prompt-tokens", 32);
   const maxTokens = 8;
+  const gapMs = numArg(args, "gap-ms", 20);
+  const serverFlags = (args.get("server-flags") ?? "").split(/\s+/).filter(Boolean);
   const load0 = loadavg()[0]!;
   const t0 = Date.now();
   const rows: string[][] = [];
   const headline: string[] = [];
 
   // 1. llama-server, quiet: the headline.
-  const quiet = await llamaPass({ requests, promptTokens, maxTokens, verbose: false });
+  const quiet = await llamaPass({ requests, promptTokens, maxTokens, verbose: false, gapMs, serverFlags });
   for (const [api, records] of quiet.records) {
     const withTimings = records.filter((r) => r.firstTokenNs !== undefined && r.serverTimings?.prompt_ms !== undefined);
     const gap = withTimings.map((r) => ms(r.firstTokenNs! - r.startNs) - r.serverTimings!.prompt_ms!);
@@ -176,7 +187,14 @@ async function main(): Promise<void> {
   // 1b. The same with llama-server's timestamped verbose log (a separate pass: logging costs the server time): the
   // server's own time from entering the completion handler to starting the prompt (tokenize, parse parameters, queue,
   // pick and launch a slot), which is in TTFT but not in prompt_ms.
-  const verbose = await llamaPass({ requests: Math.min(requests, 20), promptTokens, maxTokens, verbose: true });
+  const verbose = await llamaPass({
+    requests: Math.min(requests, 20),
+    promptTokens,
+    maxTokens,
+    verbose: true,
+    gapMs,
+    serverFlags,
+  });
   for (const [api, prePrompt] of verbose.prePromptMs) {
     rows.push(summary(`llama-server ${api} (verbose log): handler entry → prompt start`, prePrompt));
   }
@@ -201,7 +219,7 @@ async function main(): Promise<void> {
       );
       if (!r.ok) throw new Error(`SSE server request failed: ${r.errorMessage}`);
       if (r.measured) records.push(r);
-      await sleep(20);
+      await sleep(gapMs);
     }
     const stamps = await sse.stamps();
     for (const [i, r] of records.entries()) {

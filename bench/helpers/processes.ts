@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { createInterface } from "node:readline";
 import type { Endpoint } from "../../src/target/types.js";
 import { registerChild, stopChild } from "../../src/util/children.js";
@@ -46,7 +46,11 @@ export function cpuTicksNs(pid: number): { userNs: number; systemNs: number } {
 
 /** `node --import tsx FILE ...args` in the repository root: TypeScript helpers as their own processes. */
 export function spawnTsx(file: string, args: string[], opts: { stdio?: "pipe" | "inherit" } = {}): ChildProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", file, ...args], {
+  // BENCH_BUNDLED=<dir>: run <dir>/<name>.mjs, the esbuild bundle of the helper, instead (a machine with node but no
+  // node_modules, e.g. the GPU machine: bench/README.md "Running a bench elsewhere").
+  const bundled = process.env.BENCH_BUNDLED;
+  const entry = bundled ? [join(bundled, `${basename(file, ".ts")}.mjs`)] : ["--import", "tsx", file];
+  const child = spawn(process.execPath, [...entry, ...args], {
     cwd: REPO_ROOT,
     stdio: ["pipe", "pipe", opts.stdio === "inherit" ? "inherit" : "pipe"],
   });

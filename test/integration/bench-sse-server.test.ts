@@ -1,9 +1,11 @@
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { spawnSseServer } from "../../bench/helpers/processes.js";
+import { REPO_ROOT, spawnSseServer, spawnTsx } from "../../bench/helpers/processes.js";
 import { type SseServer, startSseServer } from "../../bench/helpers/sse-server.js";
 import { StreamClient } from "../../src/client/stream-client.js";
 import type { RequestRecord } from "../../src/measure/record.js";
 import type { ApiKind } from "../../src/target/types.js";
+import { stopChild } from "../../src/util/children.js";
 
 /**
  * The benchmarks' minimal SSE server (bench/helpers/sse-server.ts) works: tokengate's real client reads every API it
@@ -105,5 +107,42 @@ describe("bench SSE server", () => {
       await proc.stop();
     }
     expect(() => process.kill(proc.pid, 0)).toThrow();
+  });
+
+  it("the two floor clients (not tools) read every response to its end on one kept-alive connection per user", async () => {
+    for (const helper of ["node-floor-client.ts", "raw-floor-client.ts"]) {
+      server = await startSseServer({});
+      const options = {
+        url: server.url,
+        users: 2,
+        thinkTimeS: 0,
+        durationS: 0,
+        tasks: [
+          { name: "completion", weight: 1, api: "completion", prompt: "Hello world", maxTokens: 5 },
+          { name: "chat", weight: 1, api: "openai-chat", prompt: "Hi", maxTokens: 5 },
+        ],
+      };
+      const child = spawnTsx(join(REPO_ROOT, "bench", "helpers", helper), [JSON.stringify(options)]);
+      try {
+        const deadline = Date.now() + 30_000;
+        const until = async (completed: number) => {
+          while (server!.stats().completed < completed && Date.now() < deadline)
+            await new Promise((r) => setTimeout(r, 100));
+          return server!.stats();
+        };
+        const first = await until(50);
+        const later = await until(first.completed + 100);
+        expect(later.completed, helper).toBeGreaterThanOrEqual(first.completed + 100);
+        // A client that misread where a response ends would stall, or reconnect for each request. undici may open a
+        // second connection per user while the first is being released (seen: 4 for 2 users), then keeps them.
+        expect(later.connections, helper).toBe(first.connections);
+        expect(first.connections, helper).toBeLessThanOrEqual(helper.startsWith("raw") ? 2 : 4);
+        expect(later.tokens, helper).toBeGreaterThanOrEqual(5 * later.completed);
+      } finally {
+        await stopChild(child, 3000);
+        await server.close();
+        server = undefined;
+      }
+    }
   });
 });
