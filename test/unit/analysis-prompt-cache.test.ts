@@ -55,4 +55,26 @@ describe("llama-server's prompt cache on the H200 (real runs)", () => {
     const off = analyzeRun(await load("noram"));
     expect(off.recommendations.some((r) => r.flags?.includes("--cache-ram"))).toBe(false);
   });
+
+  it("adds run-to-run noise: 4 + 4 interleaved runs, TTFT varies several times more with the cache on", async () => {
+    const runs = async (side: "d" | "n") =>
+      Promise.all([1, 2, 3, 4].map((i) => loadResults(`${dir}noise/${side}${i}.json`)));
+    const cv = (rs: Results[], test: string, metric: string) => {
+      const v = rs.map((r) => r.tests.find((t) => t.name === test)!.metrics[metric]!.summary.p50!);
+      const mean = v.reduce((a, b) => a + b, 0) / v.length;
+      const sd = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1));
+      return sd / mean;
+    };
+    const on = await runs("d");
+    const off = await runs("n");
+    for (const r of off) expect(r.environment.target.serverFlags).toEqual(expect.arrayContaining(["--cache-ram", "0"]));
+    for (const r of on) expect(r.environment.target.serverFlags).not.toContain("--cache-ram");
+    for (const test of ["latency", "throughput"]) {
+      expect(cv(on, test, "ttft_ms"), test).toBeGreaterThan(0.05);
+      expect(cv(off, test, "ttft_ms"), test).toBeLessThan(0.02);
+    }
+    // Decoding is not where the cache acts: tpot is as steady either way.
+    expect(cv(on, "latency", "tpot_ms")).toBeLessThan(0.02);
+    expect(cv(off, "latency", "tpot_ms")).toBeLessThan(0.02);
+  });
 });
