@@ -458,7 +458,7 @@ function findingsForTest(test: TestResult, facts: TestFacts, all: TestFacts[]): 
         severity: waitingForSlot && Math.max(queueShare, deferredShare) >= 0.25 ? "high" : "medium",
         title: waitingForSlot
           ? "requests wait for a free slot"
-          : "time passes before prompt processing starts (HTTP, tokenization, scheduling)",
+          : "time passes before prompt processing starts (HTTP, tokenization, scheduling, the server's prompt cache)",
         evidence,
       });
     }

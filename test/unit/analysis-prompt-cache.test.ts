@@ -54,6 +54,11 @@ describe("llama-server's prompt cache on the H200 (real runs)", () => {
 
     const off = analyzeRun(await load("noram"));
     expect(off.recommendations.some((r) => r.flags?.includes("--cache-ram"))).toBe(false);
+
+    // The runs of the noise pair were made by the pipeline with this recommendation in it: their stored analysis.
+    const stored = async (name: string) => (await loadResults(`${dir}noise/${name}.json`)).analysis!.recommendations;
+    expect((await stored("d1")).some((r) => r.flags?.join(" ") === "--cache-ram 0")).toBe(true);
+    expect((await stored("n1")).some((r) => r.flags?.includes("--cache-ram"))).toBe(false);
   });
 
   it("adds run-to-run noise: 4 + 4 interleaved runs, TTFT varies several times more with the cache on", async () => {
