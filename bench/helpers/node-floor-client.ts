@@ -1,7 +1,7 @@
 import { Agent, type Dispatcher } from "undici";
 import { interpretEvent } from "../../src/client/events.js";
 import { SseParser } from "../../src/client/sse.js";
-import type { TokengateLoadOptions } from "./tokengate-load.js";
+import { bodyOf, type FloorTask, floorOptions, runFloorUsers } from "./floor-common.js";
 
 /**
  * Not a load tool: the floor under any Node.js streaming client, for the client-overhead benchmark. It does the least a
@@ -11,27 +11,11 @@ import type { TokengateLoadOptions } from "./tokengate-load.js";
  * own code costs; what this costs is Node's event loop, undici's HTTP parser and the kernel, per chunk.
  * argv[2]: the same options as tokengate-load.ts. Runs until killed.
  */
-const o = JSON.parse(process.argv[2] ?? "{}") as TokengateLoadOptions;
+const o = floorOptions();
 const agent = new Agent({ pipelining: 1, keepAliveTimeout: 30_000 });
 const origin = new URL(o.url).origin;
-const total = o.tasks.reduce((s, t) => s + t.weight, 0);
 
-function bodyOf(t: TokengateLoadOptions["tasks"][number]): { path: string; body: string } {
-  if (t.api === "completion") {
-    return { path: "/completion", body: JSON.stringify({ prompt: t.prompt, n_predict: t.maxTokens, stream: true }) };
-  }
-  return {
-    path: "/v1/chat/completions",
-    body: JSON.stringify({
-      messages: [{ role: "user", content: t.prompt }],
-      max_tokens: t.maxTokens,
-      stream: true,
-      stream_options: { include_usage: true },
-    }),
-  };
-}
-
-function one(t: TokengateLoadOptions["tasks"][number]): Promise<number> {
+function one(t: FloorTask): Promise<number> {
   const { path, body } = bodyOf(t);
   return new Promise((resolve, reject) => {
     const parser = new SseParser();
@@ -58,24 +42,4 @@ function one(t: TokengateLoadOptions["tasks"][number]): Promise<number> {
   });
 }
 
-function pick(): TokengateLoadOptions["tasks"][number] {
-  let x = Math.random() * total;
-  for (const t of o.tasks) {
-    x -= t.weight;
-    if (x < 0) return t;
-  }
-  return o.tasks[0]!;
-}
-
-async function user(): Promise<void> {
-  for (;;) {
-    await one(pick());
-    const think = Array.isArray(o.thinkTimeS)
-      ? o.thinkTimeS[0] + Math.random() * (o.thinkTimeS[1] - o.thinkTimeS[0])
-      : o.thinkTimeS;
-    if (think > 0) await new Promise((r) => setTimeout(r, think * 1000));
-  }
-}
-
-process.stdout.write(`${JSON.stringify({ ready: true, pid: process.pid })}\n`);
-for (let u = 0; u < o.users; u++) void user();
+runFloorUsers(o, () => one);

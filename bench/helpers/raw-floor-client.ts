@@ -1,7 +1,7 @@
 import { connect, type Socket } from "node:net";
 import { interpretEvent } from "../../src/client/events.js";
 import { SseParser } from "../../src/client/sse.js";
-import type { TokengateLoadOptions } from "./tokengate-load.js";
+import { bodyOf, type FloorTask, floorOptions, runFloorUsers } from "./floor-common.js";
 
 /**
  * Not a load tool: the floor under a Node.js streaming client that has no HTTP library at all, for the client-overhead
@@ -11,24 +11,8 @@ import type { TokengateLoadOptions } from "./tokengate-load.js";
  * tokengate cheaper than undici?": what this costs is Node's event loop and the kernel per chunk, nothing else.
  * argv[2]: the same options as tokengate-load.ts. Runs until killed.
  */
-const o = JSON.parse(process.argv[2] ?? "{}") as TokengateLoadOptions;
+const o = floorOptions();
 const url = new URL(o.url);
-const total = o.tasks.reduce((s, t) => s + t.weight, 0);
-
-function bodyOf(t: TokengateLoadOptions["tasks"][number]): { path: string; body: string } {
-  if (t.api === "completion") {
-    return { path: "/completion", body: JSON.stringify({ prompt: t.prompt, n_predict: t.maxTokens, stream: true }) };
-  }
-  return {
-    path: "/v1/chat/completions",
-    body: JSON.stringify({
-      messages: [{ role: "user", content: t.prompt }],
-      max_tokens: t.maxTokens,
-      stream: true,
-      stream_options: { include_usage: true },
-    }),
-  };
-}
 
 class Conn {
   private socket: Socket;
@@ -47,7 +31,7 @@ class Conn {
       },
     });
   }
-  request(t: TokengateLoadOptions["tasks"][number]): Promise<number> {
+  request(t: FloorTask): Promise<number> {
     const { path, body } = bodyOf(t);
     const head = `POST ${path} HTTP/1.1\r\nhost: ${url.host}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n`;
     return new Promise((resolve) => {
@@ -124,25 +108,7 @@ class Conn {
   }
 }
 
-function pick(): TokengateLoadOptions["tasks"][number] {
-  let x = Math.random() * total;
-  for (const t of o.tasks) {
-    x -= t.weight;
-    if (x < 0) return t;
-  }
-  return o.tasks[0]!;
-}
-
-async function user(): Promise<void> {
+runFloorUsers(o, () => {
   const c = new Conn();
-  for (;;) {
-    await c.request(pick());
-    const think = Array.isArray(o.thinkTimeS)
-      ? o.thinkTimeS[0] + Math.random() * (o.thinkTimeS[1] - o.thinkTimeS[0])
-      : o.thinkTimeS;
-    if (think > 0) await new Promise((r) => setTimeout(r, think * 1000));
-  }
-}
-
-process.stdout.write(`${JSON.stringify({ ready: true, pid: process.pid })}\n`);
-for (let u = 0; u < o.users; u++) void user();
+  return (t) => c.request(t);
+});
