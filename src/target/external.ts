@@ -1,6 +1,6 @@
 import { BadInputError, CouldNotRunError } from "../util/errors.js";
 import { redact, registerSecret } from "../util/secrets.js";
-import { describeProbeError, getJson, httpGet, type ProbeOutcome, pollUntilReady } from "./health.js";
+import { getJson, httpGet, type ProbeOutcome, pollUntilReady, probeFailure } from "./health.js";
 import type { LlamaProps } from "./llama-server.js";
 import type { ApiKind, Endpoint, Target, TargetFingerprint } from "./types.js";
 
@@ -151,7 +151,7 @@ class ExternalTarget implements Target {
       return { ready: false, detail: `/v1/models HTTP ${models.status}, /health HTTP ${health.status}` };
     } catch (err) {
       if (err instanceof BadInputError) throw err;
-      return { ready: false, detail: describeProbeError(err) };
+      return probeFailure(err);
     }
   }
 

@@ -53,6 +53,8 @@ export async function getJson<T = unknown>(
   }
 }
 
+const NO_ANSWER = "no answer in time";
+
 /** Why a probe failed, in words for an error message (`connection refused`, `HTTP 503`). */
 export function describeProbeError(err: unknown): string {
   const e = err as { code?: string; cause?: { code?: string }; name?: string; message?: string };
@@ -60,7 +62,7 @@ export function describeProbeError(err: unknown): string {
   if (code === "ECONNREFUSED") return "connection refused (nothing listening yet)";
   if (code === "ECONNRESET" || code === "UND_ERR_SOCKET") return "connection reset";
   if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT" || e.name === "TimeoutError")
-    return "no answer in time";
+    return NO_ANSWER;
   if (code === "ENOTFOUND" || code === "EAI_AGAIN") return "host name not found";
   return code ?? e.message ?? String(err);
 }
@@ -69,6 +71,14 @@ export interface ProbeOutcome {
   ready: boolean;
   /** Why not ready (shown in the timeout error), or what answered. */
   detail: string;
+  /** Nothing answered within the probe's time (see pollUntilReady: such a probe does not hide an earlier answer). */
+  noAnswer?: boolean;
+}
+
+/** A failed probe as a not-ready outcome, marking the ones that timed out. */
+export function probeFailure(err: unknown): ProbeOutcome {
+  const detail = describeProbeError(err);
+  return detail === NO_ANSWER ? { ready: false, detail, noAnswer: true } : { ready: false, detail };
 }
 
 /**
@@ -89,7 +99,7 @@ export async function probeLlamaHealth(baseUrl: string, opts: GetOptions = {}): 
     }
     return { ready: false, detail: r.status === 503 ? "HTTP 503 (loading)" : `HTTP ${r.status}` };
   } catch (err) {
-    return { ready: false, detail: describeProbeError(err) };
+    return probeFailure(err);
   }
 }
 
@@ -133,6 +143,7 @@ export async function pollUntilReady(
   let delay = opts.initialDelayMs ?? 50;
   const maxDelay = opts.maxDelayMs ?? 1000;
   let detail = "no probe answered yet";
+  let lastAnswer: string | undefined;
   const check = () => {
     if (hasFailed) throw failed;
     opts.signal?.throwIfAborted();
@@ -145,7 +156,11 @@ export async function pollUntilReady(
       if (remaining <= 0) return { ready: false, detail, elapsedMs: elapsed };
       const outcome = await probe(Math.max(1, Math.ceil(Math.min(remaining, 5000))), signal);
       check();
-      detail = outcome.detail;
+      // The last probe before the deadline gets only the time that is left and may time out; an earlier answer (HTTP
+      // 503 while loading) says more about why the server is not ready, so it stays in the detail.
+      if (outcome.noAnswer && lastAnswer !== undefined) detail = `${lastAnswer}; the last probe got no answer in time`;
+      else detail = outcome.detail;
+      if (!outcome.noAnswer) lastAnswer = outcome.detail;
       if (outcome.ready) return { ready: true, detail, elapsedMs: performance.now() - started };
       const wait = Math.min(delay, Math.max(0, opts.timeoutMs - (performance.now() - started)));
       try {

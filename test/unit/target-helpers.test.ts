@@ -185,6 +185,24 @@ describe("pollUntilReady", () => {
     expect(r).toMatchObject({ ready: false, detail: "HTTP 503 (loading)" });
   });
 
+  it("a last probe that timed out does not hide the answer before it (CI once saw only 'no answer in time')", async () => {
+    let calls = 0;
+    const r = await pollUntilReady(
+      async () =>
+        ++calls < 3
+          ? { ready: false, detail: "HTTP 503 (loading)" }
+          : { ready: false, detail: "no answer in time", noAnswer: true },
+      { timeoutMs: 500, initialDelayMs: 5 },
+    );
+    expect(r).toMatchObject({ ready: false, detail: "HTTP 503 (loading); the last probe got no answer in time" });
+    // With no answer at all, the timeout is the detail.
+    const none = await pollUntilReady(async () => ({ ready: false, detail: "no answer in time", noAnswer: true }), {
+      timeoutMs: 30,
+      initialDelayMs: 5,
+    });
+    expect(none.detail).toBe("no answer in time");
+  });
+
   it("stops at once when failFast rejects", async () => {
     const boom = new CouldNotRunError("child exited");
     let fail!: (e: unknown) => void;
