@@ -112,7 +112,12 @@ function recommendationsFor(b: Bottleneck, facts: TestFacts, all: TestFacts[]): 
     const hit = facts.server?.rates.promptCacheHitRatio;
     add({
       knob: "prompt-cache",
-      action: `if prompts rarely repeat a prefix: try --cache-ram 0 (now ${ram ?? "8192 MiB, the default"})`,
+      action: `if prompts rarely repeat a prefix: try --cache-ram 0 (now ${
+        ram ??
+        (facts.targetKind === "external"
+          ? "unknown: an external server's flags are not seen; llama-server's default is 8192 MiB"
+          : "8192 MiB, the default")
+      })`,
       flags: ["--cache-ram", "0"],
       why: "llama-server saves the KV cache of an idle slot to host RAM when a new request takes the slot, before its prompt starts; with large KV caches that copy can take longer than the prompt itself",
       evidence: [

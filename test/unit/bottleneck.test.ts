@@ -306,6 +306,35 @@ describe("bottleneck rules", () => {
     expect(a.recommendations.filter((r) => r.flags)).toEqual([]);
   });
 
+  it("time before the prompt without a slot shortage: try --cache-ram 0, unless set; unknown on an external server", () => {
+    const test = () =>
+      makeTest({ concurrency: 1, ttftMs: 150, e2eMs: 250, gapMs: 120, server: server({ slots: 8, busyMean: 1 }) });
+    const cacheRam = (flags: string[], over: Partial<EnvironmentFingerprint["target"]> = {}) =>
+      analyzeRun(run([test()], env({ serverFlags: flags, ...over }))).recommendations.find((r) =>
+        r.flags?.includes("--cache-ram"),
+      );
+    const own = cacheRam(["--parallel", "8"]);
+    expect(own?.action).toBe("if prompts rarely repeat a prefix: try --cache-ram 0 (now 8192 MiB, the default)");
+    expect(own?.evidence.join("\n")).toMatch(/120 ms .* before prompt processing starts/);
+    expect(cacheRam(["--parallel", "8", "--cache-ram", "4096"])?.action).toMatch(/now 4096\)$/);
+    expect(cacheRam(["--parallel", "8", "-cram", "0"])).toBeUndefined();
+    // An external llama-server (its /metrics say so): flags unknown.
+    expect(cacheRam([], { kind: "external", details: {} })?.action).toMatch(/now unknown: an external server's flags/);
+    // Waiting for a slot is a different finding with its own advice (more slots), not the prompt cache.
+    const slotBound = analyzeRun(
+      run([
+        makeTest({
+          concurrency: 8,
+          ttftMs: 250,
+          e2eMs: 600,
+          gapMs: 230,
+          server: server({ slots: 4, busyMean: 3.9, deferredShare: 0.5, deferredMax: 4 }),
+        }),
+      ]),
+    );
+    expect(slotBound.recommendations.some((r) => r.flags?.includes("--cache-ram"))).toBe(false);
+  });
+
   it("no flash-attention advice when it is already on; ubatch advice respects the flags set", () => {
     const results = run(
       [makeTest({ concurrency: 2, ttftMs: 300, e2eMs: 400, gapMs: 2, promptTokens: 300 })],
