@@ -1,6 +1,6 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { defaultSuitePath, loadSuite } from "../../src/config/suite-loader.js";
 import { BadInputError } from "../../src/util/errors.js";
@@ -28,6 +28,17 @@ describe("suite files", () => {
     expect(suite.tests.map((t) => t.kind)).toEqual(["latency", "throughput"]);
     expect(suite.request.ignoreEos).toBe(true);
     expect(sha256).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it("loads every shipped example suite (a typo in one would otherwise reach users first)", () => {
+    const dir = dirname(defaultSuitePath());
+    const files = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f));
+    expect(files).toEqual(expect.arrayContaining(["quick.yml", "ramp.yml", "stress.yml", "gpu-gate.yml"]));
+    for (const f of files) {
+      const { suite } = loadSuite(join(dir, f));
+      expect(suite.name, f).toBe(f.replace(/\.ya?ml$/, ""));
+      expect(suite.tests.length, f).toBeGreaterThan(0);
+    }
   });
 
   it("accepts JSON as well as YAML", () => {
