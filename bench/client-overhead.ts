@@ -45,6 +45,8 @@ interface ClientSpec {
   name: string;
   /** Like-for-like with tokengate (streams and parses every event). */
   streams: boolean;
+  /** Not a tool: a floor that does only the per-chunk work (its cost is what any Node client pays). */
+  floor?: boolean;
   start(url: string, maxS: number): ChildProcess;
 }
 
@@ -69,6 +71,7 @@ function nodeFloor(o: Omit<TokengateLoadOptions, "url" | "durationS">): ClientSp
   return {
     name: "Node floor (undici.dispatch + SSE parse only)",
     streams: true,
+    floor: true,
     start: (url) => spawnTsx(join(HELPERS, "node-floor-client.ts"), [JSON.stringify({ ...o, url, durationS: 0 })]),
   };
 }
@@ -78,6 +81,7 @@ function rawFloor(o: Omit<TokengateLoadOptions, "url" | "durationS">): ClientSpe
   return {
     name: "Node floor, raw socket (no HTTP library)",
     streams: true,
+    floor: true,
     start: (url) => spawnTsx(join(HELPERS, "raw-floor-client.ts"), [JSON.stringify({ ...o, url, durationS: 0 })]),
   };
 }
@@ -371,7 +375,7 @@ async function main(): Promise<void> {
         ` — target <= 0.25x: ${ratio <= 0.25 ? "met" : "MISSED"}`,
     );
     // The floors say whether any Node client could meet the target here: one that does only the per-chunk work.
-    const floors = sc.clients.filter((c) => c.name.startsWith("Node floor")).map((c) => c.name);
+    const floors = sc.clients.filter((c) => c.floor).map((c) => c.name);
     if (floors.length > 0) {
       headline.push(
         `${sc.name}: floors ` +

@@ -2,7 +2,7 @@ import { createRequire as __tokengateCreateRequire } from "node:module";
 const require = __tokengateCreateRequire(import.meta.url);
 import { BadInputError, ExitCode, isTokengateError } from './chunks/errors-B0m1Om91.js';
 import { resolve } from 'node:path';
-import { h as formatChange, i as loadRuns, j as resolvePolicy, k as seededRandom, m as compareTests, q as summarize, t as applyConfirmation, u as formatPercent, v as binomial, w as synthesizeModel, x as updateBaseline, y as compareResults, z as renderConsole, A as writeTextAtomic, B as renderMarkdown, f as runPipeline, g as redact } from './chunks/pipeline-DQB3TAel.js';
+import { h as formatChange, i as loadRuns, j as resolvePolicy, k as seededRandom, m as compareTests, q as summarize, t as applyConfirmation, u as formatPercent, v as binomial, w as synthesizeModel, x as updateBaseline, y as compareResults, z as renderConsole, A as writeTextAtomic, B as renderMarkdown, f as runPipeline, g as redact } from './chunks/pipeline-DCjlSkec.js';
 import { b as buildLlamaServer, c as createProgress, s as stopAllChildren } from './chunks/protocol-CHD2zb_B.js';
 import { parseArgs } from 'node:util';
 import 'node:fs';
@@ -511,7 +511,7 @@ const POLICY_HELP = `  --warn-threshold F    a significant regression at or abov
   F is a percent (10%) or a fraction (0.10).
 `;
 async function policyFlags(v) {
-    const { parseFraction, resolvePolicy } = await import('./chunks/pipeline-DQB3TAel.js').then(function (n) { return n.C; });
+    const { parseFraction, resolvePolicy } = await import('./chunks/pipeline-DCjlSkec.js').then(function (n) { return n.C; });
     const input = {
         ...(v["warn-threshold"] ? { warn: parseFraction(v["warn-threshold"], "--warn-threshold") } : {}),
         ...(v["fail-threshold"] ? { fail: parseFraction(v["fail-threshold"], "--fail-threshold") } : {}),
@@ -749,7 +749,7 @@ async function runCli(argv) {
         return ExitCode.pass;
     }
     if (one === "--version" || one === "-v") {
-        const { packageInfo } = await import('./chunks/pipeline-DQB3TAel.js').then(function (n) { return n.D; });
+        const { packageInfo } = await import('./chunks/pipeline-DCjlSkec.js').then(function (n) { return n.D; });
         process.stdout.write(`${packageInfo().version}\n`);
         return ExitCode.pass;
     }

@@ -100,8 +100,8 @@ function recommendationsFor(b: Bottleneck, facts: TestFacts, all: TestFacts[]): 
   };
 
   // llama-server's host-memory prompt cache (--cache-ram, default 8192 MiB; b1-80fb11a, ggml-org/llama.cpp#16391)
-  // copies an idle slot's KV cache to RAM when a new task takes the slot, before the prompt starts: outside
-  // prompt_ms, inside TTFT. Measured on an H200 with a 7B q4_0 model (docs/runs/h200-prompt-cache): +33 / +116 /
+  // saves an idle slot's KV cache to RAM when a new task takes the slot (the flag's help text), before the prompt
+  // starts: outside prompt_ms, inside TTFT. Measured on an H200 with a 7B q4_0 model (docs/runs/h200-prompt-cache): +33 / +116 /
   // +890 ms TTFT p50 at 32 / 256 / 2048 prompt tokens one request at a time; at 8 concurrent TTFT p50 987-1159 ms
   // instead of 207 ms and 180-205 output tok/s instead of 560. --no-cache-idle-slots removed only part of it. Prompts
   // that never repeat get nothing back from that cache.
@@ -119,7 +119,7 @@ function recommendationsFor(b: Bottleneck, facts: TestFacts, all: TestFacts[]): 
           : "8192 MiB, the default")
       })`,
       flags: ["--cache-ram", "0"],
-      why: "llama-server saves the KV cache of an idle slot to host RAM when a new request takes the slot, before its prompt starts; with large KV caches that copy can take longer than the prompt itself",
+      why: "llama-server saves the KV cache of an idle slot to host RAM when a new request takes the slot, before its prompt starts; with large KV caches that work can take longer than the prompt itself",
       evidence: [
         ...b.evidence,
         ...(hit !== undefined ? [`prompt cache hit ratio in this test: ${formatPercent(hit)}`] : []),

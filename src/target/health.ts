@@ -56,7 +56,7 @@ export async function getJson<T = unknown>(
 const NO_ANSWER = "no answer in time";
 
 /** Why a probe failed, in words for an error message (`connection refused`, `HTTP 503`). */
-export function describeProbeError(err: unknown): string {
+function describeProbeError(err: unknown): string {
   const e = err as { code?: string; cause?: { code?: string }; name?: string; message?: string };
   const code = e.code ?? e.cause?.code;
   if (code === "ECONNREFUSED") return "connection refused (nothing listening yet)";
