@@ -1,16 +1,24 @@
 /**
  * Baselines are reviewed files in the repo: `baselines/<name>.json` = a results file plus where it came from. A run is
- * compared only with a baseline of the same environment (hardware, driver, CUDA, llama.cpp build, model, server flags)
- * and suite; anything else is said plainly ("not comparable: GPU differs (baseline H200, run A100)"), never compared.
+ * compared only with a baseline of the same suite and environment (the machine: CPU, GPU, driver, CUDA; fingerprint.ts);
+ * another machine is said plainly ("not comparable: GPU differs (baseline H200, run A100)"), never compared. What the
+ * run changed in the configuration under test (build, flags, model) is judged, and named first in the verdict.
  *
  * This module reads and writes files (loading, finding, proposing); everything else in src/analysis is pure.
  */
 import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { z } from "zod";
-import type { EnvironmentFingerprint, Results } from "../measure/results.js";
+import type { Results } from "../measure/results.js";
 import { RESULTS_SCHEMA_VERSION } from "../measure/results.js";
 import { BadInputError } from "../util/errors.js";
+import {
+  configurationChanges,
+  describeDifferences,
+  environmentDifferences,
+  type FingerprintDifference,
+  setupDifferences,
+} from "./fingerprint.js";
 import { formatPercent } from "./format.js";
 import { busyShare, DEFAULT_POLICY } from "./policy.js";
 
@@ -292,158 +300,19 @@ function truncate(s: string, n: number): string {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Environment fingerprints
-
-export interface FingerprintDifference {
-  /** Field path in the environment: `gpus`, `target.model.sha256`. */
-  field: string;
-  /** What a reviewer calls it: `GPU`, `model`, `server flags`. */
-  label: string;
-  baseline: string;
-  run: string;
-}
+// Matching (the fingerprint split itself lives in fingerprint.ts)
 
 /**
- * Server flags that change between identical setups (a free port, a temp log path, where the model file lies: the
- * model's identity is its sha256) and so never make two runs incomparable.
+ * Differences that make a stored `baseline` not comparable with `run`: another suite, or another environment (the
+ * machine). Configuration changes (build, flags, model) are what the comparison judges, never a reason to skip it.
+ * Empty when comparable.
  */
-const VOLATILE_FLAGS = new Set([
-  "--host",
-  "--port",
-  "--log-file",
-  "-m",
-  "--model",
-  "--api-key",
-  "--api-key-file",
-  "-a",
-  "--alias",
-  "--slot-save-path",
-  "--path",
-]);
-/** Target details whose names say they differ per run rather than per setup. */
-const VOLATILE_DETAIL = /(pid|port|path|file|dir|url|host|time|date)/i;
-
-/** Everything that decides whether two runs can be compared. Node, OS release and memory size are left out (docs). */
-export function compareEnvironments(
-  baseline: EnvironmentFingerprint,
-  run: EnvironmentFingerprint,
-): FingerprintDifference[] {
-  const out: FingerprintDifference[] = [];
-  const add = (field: string, label: string, a: unknown, b: unknown) => {
-    const sa = show(a);
-    const sb = show(b);
-    if (sa !== sb) out.push({ field, label, baseline: sa, run: sb });
-  };
-  add("arch", "architecture", baseline.arch, run.arch);
-  add("os", "OS", baseline.os, run.os);
-  add("cpuModel", "CPU", baseline.cpuModel, run.cpuModel);
-  add("cpuCount", "CPU count", baseline.cpuCount, run.cpuCount);
-  add("gpus", "GPU", gpuNames(baseline), gpuNames(run));
-  add("gpus.driver", "GPU driver", gpuDrivers(baseline), gpuDrivers(run));
-  add("cuda", "CUDA", baseline.cuda, run.cuda);
-  const bt = baseline.target;
-  const rt = run.target;
-  add("target.kind", "target", bt.kind, rt.kind);
-  add("target.build", "llama.cpp build", bt.build, rt.build);
-  add("target.model.sha256", "model", modelIdentity(bt.model), modelIdentity(rt.model));
-  add("target.model.quantization", "quantization", bt.model?.quantization, rt.model?.quantization);
-  const flags = flagDifferences(bt.serverFlags, rt.serverFlags);
-  if (flags) out.push({ field: "target.serverFlags", label: "server flags", ...flags });
-  const keys = new Set([...Object.keys(bt.details ?? {}), ...Object.keys(rt.details ?? {})]);
-  for (const k of [...keys].sort()) {
-    if (VOLATILE_DETAIL.test(k)) continue;
-    add(`target.details.${k}`, `target ${k}`, bt.details?.[k], rt.details?.[k]);
-  }
-  return out;
-}
-
-/** `GPU differs (baseline NVIDIA H200, run NVIDIA A100); CUDA differs (baseline 12.8, run 13.0)`. */
-export function describeDifferences(
-  diffs: readonly FingerprintDifference[],
-  sides: { baseline: string; run: string } = { baseline: "baseline", run: "run" },
-): string {
-  return diffs
-    .map(
-      (d) =>
-        `${d.label} ${d.label.endsWith("flags") ? "differ" : "differs"} (${sides.baseline} ${d.baseline}, ${sides.run} ${d.run})`,
-    )
-    .join("; ");
-}
-
-function show(v: unknown): string {
-  if (v === undefined || v === null || v === "") return "none";
-  return String(v);
-}
-
-function gpuNames(env: EnvironmentFingerprint): string {
-  if (env.gpus.length === 0) return "none";
-  const counts = new Map<string, number>();
-  for (const g of env.gpus) counts.set(g.name, (counts.get(g.name) ?? 0) + 1);
-  return [...counts]
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([name, n]) => (n > 1 ? `${n}x ${name}` : name))
-    .join(" + ");
-}
-
-function gpuDrivers(env: EnvironmentFingerprint): string {
-  return [...new Set(env.gpus.map((g) => g.driver).filter((d) => d))].sort().join(", ") || "none";
-}
-
-function modelIdentity(model: EnvironmentFingerprint["target"]["model"]): string | undefined {
-  if (!model) return undefined;
-  if (model.sha256) return `sha256 ${model.sha256.slice(0, 12)}`;
-  // Without a hash, the file name and size are the best identity we have (a synthetic model is rewritten per run).
-  if (model.path) return `${basename(model.path)}${model.sizeBytes ? ` (${model.sizeBytes} bytes)` : ""}`;
-  return undefined;
-}
-
-/** Server flags as flag -> value ("" for switches), volatile ones dropped; `--port=80` and `--port 80` read alike. */
-export function normalizeServerFlags(flags: readonly string[]): Map<string, string> {
-  const out = new Map<string, string>();
-  for (let i = 0; i < flags.length; i++) {
-    const f = flags[i]!;
-    if (!f.startsWith("-") || /^-\d/.test(f)) continue;
-    let name = f;
-    let value = "";
-    const eq = f.indexOf("=");
-    if (f.startsWith("--") && eq > 0) {
-      name = f.slice(0, eq);
-      value = f.slice(eq + 1);
-    } else {
-      const next = flags[i + 1];
-      if (next !== undefined && (!next.startsWith("-") || /^-\d/.test(next))) {
-        value = next;
-        i++;
-      }
-    }
-    if (!VOLATILE_FLAGS.has(name)) out.set(name, value);
-  }
-  return out;
-}
-
-function flagDifferences(a: readonly string[], b: readonly string[]): { baseline: string; run: string } | undefined {
-  const fa = normalizeServerFlags(a);
-  const fb = normalizeServerFlags(b);
-  const names = [...new Set([...fa.keys(), ...fb.keys()])].sort();
-  const left: string[] = [];
-  const right: string[] = [];
-  for (const n of names) {
-    const va = fa.get(n);
-    const vb = fb.get(n);
-    if (va === vb) continue;
-    left.push(va === undefined ? `no ${n}` : `${n}${va ? ` ${va}` : ""}`);
-    right.push(vb === undefined ? `no ${n}` : `${n}${vb ? ` ${vb}` : ""}`);
-  }
-  return left.length ? { baseline: left.join(" + "), run: right.join(" + ") } : undefined;
-}
-
-/** Differences that make `baseline` not comparable with `run`, suite included. Empty when comparable. */
 export function baselineDifferences(baseline: Results, run: Results): FingerprintDifference[] {
   const out: FingerprintDifference[] = [];
   if (baseline.suite.name !== run.suite.name) {
     out.push({ field: "suite.name", label: "suite", baseline: baseline.suite.name, run: run.suite.name });
   }
-  return [...out, ...compareEnvironments(baseline.environment, run.environment)];
+  return [...out, ...environmentDifferences(baseline.environment, run.environment)];
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -487,17 +356,23 @@ export async function findBaseline(dir: string, run: Results): Promise<BaselineS
       closest = { baseline: b, differences: diffs };
     }
   }
-  if (matches.length > 1) {
+  // Several baselines of one suite and environment (one per model, say): the one whose configuration is closest to
+  // the run's is its baseline; two equally close ones are ambiguous and said so.
+  const ranked = matches
+    .map((b) => ({ b, changes: configurationChanges(b.results, run).length }))
+    .sort((x, y) => x.changes - y.changes);
+  if (ranked.length > 1 && ranked[0]!.changes === ranked[1]!.changes) {
+    const tied = ranked.filter((r) => r.changes === ranked[0]!.changes).map((r) => r.b.file);
     throw new BadInputError(
-      `${matches.length} baselines match this run's suite and environment: ${matches.map((m) => m.file).join(", ")}`,
+      `${tied.length} baselines match this run's suite and environment equally well: ${tied.join(", ")}`,
       {
         subject: dir,
-        hint: "keep one baseline per suite and environment; delete or rename the others in a reviewed PR",
+        hint: "keep one baseline per suite, environment and configuration; delete or rename the others in a reviewed PR",
       },
     );
   }
   const out: BaselineSearch = { searched };
-  if (matches[0]) out.match = matches[0];
+  if (ranked[0]) out.match = ranked[0].b;
   else if (closest) out.closest = closest;
   return out;
 }
@@ -621,7 +496,7 @@ export function runDifference(first: Results, run: Results): string | undefined 
       `suite file differs (first run sha256 ${first.suite.sha256.slice(0, 12)}, this run ${run.suite.sha256.slice(0, 12)})`,
     );
   }
-  const env = compareEnvironments(first.environment, run.environment);
+  const env = setupDifferences(first.environment, run.environment);
   if (env.length) out.push(describeDifferences(env, { baseline: "first run", run: "this run" }));
   const names = (r: Results) => r.tests.map((t) => t.name).join(", ");
   if (names(first) !== names(run)) out.push(`tests differ (first run ${names(first)}; this run ${names(run)})`);

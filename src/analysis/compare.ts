@@ -11,10 +11,12 @@ import { decodeHistogram } from "../measure/histogram.js";
 import type { MachineLoad } from "../measure/machine-load.js";
 import type { Better, Check, CheckComparison, MetricResult, Results, TestResult } from "../measure/results.js";
 import { checkLabel, formatChange, formatP, formatPercent, type Stat } from "./format.js";
+import { detectableChange, type PairedResult, pairedInterval, pairedRunTest, pairsNeeded } from "./paired.js";
 import { busyShare, type Policy, runNoiseFor } from "./policy.js";
 import {
   holmAdjust,
   mannWhitney,
+  minOneSidedP,
   type RankTestResult,
   type RatioInterval,
   type RunLevelResult,
@@ -60,8 +62,12 @@ export interface MetricEvidence {
   ci?: RatioInterval;
   /** One-sided rank test on per-trial values pooled over runs (alternative: the candidate is worse); absent below minTrials. */
   rank?: RankTestResult;
-  /** The run-level test (alternative: the candidate is worse); absent below minTrials. */
+  /** The run-level test (alternative: the candidate is worse); absent below minTrials and in paired comparisons. */
   run?: RunLevelResult;
+  /** Same-runner A/B: the paired test on interleaved pairs of runs (replaces the run-level test); absent below 2 pairs. */
+  paired?: PairedResult;
+  /** Standard error (ln scale) and degrees of freedom of the level comparison that decides: for the detectable change. */
+  noise?: { se: number; df: number };
   /** The p-value that decides: the larger of the two tests' (both must find a regression). */
   pValue?: number;
   /** One-sided rank test on per-request samples (pooled over trials and runs): supporting evidence only, see docs. */
@@ -73,6 +79,11 @@ export interface CompareOptions {
   perRequest?: boolean;
   /** Compute the bootstrap interval (default true). It is reported, never decided on: the validation harness skips it. */
   interval?: boolean;
+  /**
+   * Same-runner A/B (tokengate ab): baseline run i and candidate run i ran next to each other on one machine, and are
+   * compared as pairs (paired.ts) instead of by the run-level test with its assumed run-to-run noise.
+   */
+  paired?: boolean;
 }
 
 /**
@@ -120,6 +131,24 @@ export function gatherEvidence(
     worse: better === "lower" ? change : -change,
   };
   const alternative = better === "lower" ? "greater" : "less";
+  if (options.paired) {
+    // Pairs stay aligned: run i of each side, whatever the other runs hold.
+    const paired = pairedRunTest(
+      baseRuns.map((m) => trialValues(m, stat)),
+      candRuns.map((m) => trialValues(m, stat)),
+      alternative,
+    );
+    if (paired) {
+      ev.paired = paired;
+      ev.noise = { se: paired.se, df: paired.df };
+      if (options.interval !== false) ev.ci = pairedInterval(paired, policy.ciLevel);
+      if (x.length >= policy.minTrials && y.length >= policy.minTrials) {
+        ev.rank = mannWhitney(x, y, alternative);
+        ev.pValue = Math.max(ev.rank.pValue, paired.pValue);
+      }
+    }
+    return ev;
+  }
   const run = runLevelTest(xr, yr, {
     runNoise: policy.runNoise ?? 0,
     runNoiseDf: policy.runNoiseDf,
@@ -132,6 +161,7 @@ export function gatherEvidence(
       random: seededRandom(`${policy.seed}:${testName}:${metricKey}.${stat}`),
     });
   }
+  if (run) ev.noise = { se: run.se, df: run.df };
   if (x.length >= policy.minTrials && y.length >= policy.minTrials) {
     ev.rank = mannWhitney(x, y, alternative);
     if (run) ev.run = run;
@@ -249,9 +279,10 @@ export function decideAll(evidence: readonly MetricEvidence[], policy: Policy): 
   return evidence.map((e) => decide(e, policy, adjusted.get(e)));
 }
 
-/** `5 vs 5 trials` for one run a side; `3 vs 1 runs, 15 vs 5 trials` otherwise. */
+/** `5 vs 5 trials` for one run a side; `3 vs 1 runs, 15 vs 5 trials` otherwise; `3 pairs, ...` for an A/B. */
 function sizeText(e: MetricEvidence): string {
   const trials = `${e.baselineValues.length} vs ${e.candidateValues.length} trials`;
+  if (e.paired) return `${e.paired.pairs} pairs, ${trials}`;
   const rb = e.baselineRuns.length;
   const rc = e.candidateRuns.length;
   return rb === 1 && rc === 1 ? trials : `${rb} vs ${rc} runs, ${trials}`;
@@ -335,11 +366,33 @@ export function decide(e: MetricEvidence, policy: Policy, holm?: { p: number; m:
   }
 
   const p = `${formatP(holm.p)}${holm.m > 1 ? " Holm" : ""}`;
+  // What a pass is worth: the smallest regression this comparison's own noise would have caught (at alpha / m, the
+  // strictest level Holm can ask of a member of this family, and the policy's power).
+  const alphaEach = policy.alpha / holm.m;
+  const resolvable = minOneSidedP(nb, nc) <= alphaEach;
+  const detectable =
+    e.noise && resolvable ? detectableChange(e.noise.se, e.noise.df, alphaEach, policy.power) : undefined;
+  if (detectable !== undefined && Number.isFinite(detectable)) comparison.detectable = detectable;
+  if (e.paired) comparison.pairs = e.paired.pairs;
+  const sees = seesText(
+    detectable,
+    policy,
+    // Only worked out when it is said: the search costs a few hundred t quantiles.
+    detectable !== undefined && !(detectable <= policy.fail) ? remedy(e, policy, alphaEach) : "",
+  );
   if (e.worse < policy.noiseFloor) {
-    if (e.worse <= -policy.noiseFloor) return check("pass", `${head} better`);
-    return check("pass", `${head} within noise floor ${formatPercent(policy.noiseFloor)}`);
+    if (e.worse <= -policy.noiseFloor) {
+      const significantlyBetter = e.ci ? (e.better === "lower" ? e.ci.high < 1 : e.ci.low > 1) : false;
+      return check("pass", `${head} ${significantlyBetter ? "better" : "no significant change"}${sees}`);
+    }
+    return check(
+      "pass",
+      `${head} no significant change: within noise floor ${formatPercent(policy.noiseFloor)}${sees}`,
+    );
   }
-  const note = runNoiseNote(e.run, policy);
+  const note = e.paired
+    ? { inline: `, pair noise ${noisePercent(e.paired.sdDiff)}`, tail: "" }
+    : runNoiseNote(e.run, policy);
   const significant = holm.p <= policy.alpha;
   if (significant && e.worse >= policy.fail) {
     return check("fail", `${head} ${beyond("fail", policy.fail, e.better)} (${size}${note.inline}, ${p})${note.tail}`);
@@ -349,6 +402,16 @@ export function decide(e: MetricEvidence, policy: Policy, holm?: { p: number; m:
   }
   if (e.worse >= policy.warn) {
     comparison.inconclusive = true;
+    if (e.paired) {
+      // An A/B: more pairs is the remedy (the pairs' own spread says how many).
+      const need = pairsNeeded(e.paired.sdDiff, e.worse, alphaEach, policy.power);
+      const more = need === undefined ? "over 100 pairs" : `${need} pairs`;
+      if (need !== undefined) comparison.moreTrials = Math.max(1, need - e.paired.pairs);
+      return check(
+        "warn",
+        `${head} inconclusive: within the pairs' noise ${noisePercent(e.paired.sdDiff)} (${size}, ${p}, needs <= ${policy.alpha}); ${more} would detect a change this size (--pairs)`,
+      );
+    }
     // Which level holds the evidence back: the runs (more trials cannot help) or the trials.
     if (e.run && e.rank && e.run.pValue > e.rank.pValue) {
       const noise = e.run.runs.baseline === 1 ? "assumed " : "";
@@ -374,7 +437,41 @@ export function decide(e: MetricEvidence, policy: Policy, holm?: { p: number; m:
       `${head} inconclusive: ${what} (${p}, needs <= ${policy.alpha}${need.limitedBy === "rank-test resolution" ? `; ${size} cannot go lower` : ""})${note.tail}`,
     );
   }
-  return check("pass", `${head} below warn ${formatPercent(policy.warn)}`);
+  return check("pass", `${head} no significant change: below warn ${formatPercent(policy.warn)}${sees}`);
+}
+
+/**
+ * `; would have caught >= 4.1%`: what a pass is worth. Past 100% the figure says only that the comparison could not
+ * see a change of any size that matters (two pairs of runs, one trial...).
+ */
+function seesText(detectable: number | undefined, policy: Policy, fix: string): string {
+  if (detectable === undefined) return "";
+  const how = fix ? `: ${fix}` : "";
+  if (!Number.isFinite(detectable) || detectable >= 1) {
+    return `; could not have caught a change under 100%${how}`;
+  }
+  const wide = detectable > policy.fail ? ` (wider than fail ${formatPercent(policy.fail)}${how})` : "";
+  return `; would have caught >= ${formatPercent(detectable)}${wide}`;
+}
+
+/**
+ * What would bring the detectable change down to the fail threshold: pairs for an A/B; trials per run when the
+ * trials' noise is what limits a baseline comparison; more runs (or an A/B) when run-to-run noise is.
+ */
+function remedy(e: MetricEvidence, policy: Policy, alphaEach: number): string {
+  if (e.paired) {
+    const n = pairsNeeded(e.paired.sdDiff, policy.fail, alphaEach, policy.power);
+    return n === undefined ? "over 100 pairs would be needed" : `--pairs ${n} would reach it`;
+  }
+  const run = e.run;
+  if (!run) return "";
+  const trialsPerRun = Math.max(1, Math.round(e.candidateValues.length / Math.max(1, e.candidateRuns.length)));
+  const within = Math.max(0, run.se * run.se - run.betweenVariance);
+  for (let k = trialsPerRun + 1; k <= 100; k++) {
+    const se = Math.sqrt(run.betweenVariance + (within * trialsPerRun) / k);
+    if (detectableChange(se, run.df, alphaEach, policy.power) <= policy.fail) return `trials: ${k} would reach it`;
+  }
+  return "run-to-run noise limits it: add baseline runs (baseline update --from ...) or gate with tokengate ab";
 }
 
 /** `above fail 10%` for lower-is-better metrics, `below fail -10%` for higher-is-better ones. */

@@ -22,6 +22,11 @@ export interface Policy {
   noiseFloor: number;
   /** Family-wise false-alarm rate for the rank tests, after Holm's correction. Default 0.05. */
   alpha: number;
+  /**
+   * Power at which every comparison states the smallest change it would have detected ("this run would have caught
+   * >= 4.1%"): what a pass is worth. Default 0.95.
+   */
+  power: number;
   /** Fewer per-trial values than this on either side is too little evidence: warn "inconclusive". Default 5. */
   minTrials: number;
   /** Confidence level of the bootstrap interval of the ratio of medians. Default 0.95. */
@@ -96,6 +101,7 @@ export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
   fail: 0.1,
   noiseFloor: 0.02,
   alpha: 0.05,
+  power: 0.95,
   minTrials: 5,
   ciLevel: 0.95,
   bootstrapResamples: 2000,
@@ -181,6 +187,9 @@ export function resolvePolicy(input: PolicyInput = {}, subjects: Partial<Record<
   }
   if (!(p.alpha > 0 && p.alpha < 0.5)) {
     throw new BadInputError(`must be between 0 and 0.5, got ${p.alpha}`, { subject: name("alpha"), hint: "e.g. 0.05" });
+  }
+  if (!(p.power > 0.5 && p.power < 1)) {
+    throw new BadInputError(`must be between 0.5 and 1, got ${p.power}`, { subject: name("power"), hint: "e.g. 0.95" });
   }
   if (!(p.ciLevel >= 0.5 && p.ciLevel < 1)) {
     throw new BadInputError(`must be in [0.5, 1), got ${p.ciLevel}`, { subject: name("ciLevel"), hint: "e.g. 0.95" });

@@ -4,8 +4,9 @@
  */
 import type { Check, Results, TestResult, Verdict, VerdictLevel } from "../measure/results.js";
 import { BadInputError } from "../util/errors.js";
-import { type Baseline, baselineDifferences, baselineRuns, describeDifferences } from "./baseline.js";
+import { type Baseline, baselineDifferences, baselineRuns } from "./baseline.js";
 import { asRuns, type CompareOptions, compareTests, type Runs } from "./compare.js";
+import { configurationChanges, describeDifferences } from "./fingerprint.js";
 import { formatChange, formatPercent, formatValue } from "./format.js";
 import { type Policy, type PolicyInput, resolvePolicy } from "./policy.js";
 import { evaluateTarget, measuredMetrics, parseTarget, type Target, type TargetSpec } from "./targets.js";
@@ -62,6 +63,7 @@ export function judge(input: JudgeInput): Verdict {
   if (input.baseline) {
     const b = input.baseline;
     const name = b.file ?? b.name;
+    // Another machine (or suite) is not comparable; another configuration is what is being judged.
     const diffs = baselineDifferences(b.results, results);
     if (diffs.length > 0) {
       checks.push({
@@ -75,7 +77,65 @@ export function judge(input: JudgeInput): Verdict {
       checks.push(...compareTests(baselineRuns(b), [results, ...(input.moreRuns ?? [])], policy, input.options));
     }
   }
-  return summarize(checks, input.baseline ? (input.baseline.file ?? input.baseline.name) : undefined);
+  const verdict = summarize(checks, input.baseline ? (input.baseline.file ?? input.baseline.name) : undefined);
+  if (input.baseline) verdict.changes = configurationChanges(input.baseline.results, results);
+  return verdict;
+}
+
+export interface AbJudgeInput {
+  /** Arm A's runs (the base), in pair order: a[i] ran next to b[i]. */
+  a: readonly Results[];
+  /** Arm B's runs (the head), in pair order. */
+  b: readonly Results[];
+  targets?: ReadonlyArray<TargetSpec | Target>;
+  policy?: Policy | PolicyInput;
+  options?: CompareOptions;
+}
+
+/**
+ * The same-runner A/B verdict (tokengate ab): the head arm's targets and run health on its first run, aborted tests in
+ * any of its runs, and the comparison of the arms as interleaved pairs (compare.ts paired mode). The same policy and
+ * verdict states as the stored-baseline gate; no environment check (both arms ran on this machine, in this job) and
+ * no confirmation rerun (the pairs are the repetition).
+ */
+export function judgeAb(input: AbJudgeInput): Verdict {
+  const policy = resolvePolicy(input.policy as PolicyInput);
+  const head = input.b[0];
+  const base = input.a[0];
+  if (!head || !base) throw new BadInputError("an A/B needs at least one run of each arm", { subject: "tokengate ab" });
+  const own = judge({ results: head, ...(input.targets ? { targets: input.targets } : {}), policy });
+  const checks: Check[] = [...own.checks];
+  for (const [k, run] of input.b.entries()) {
+    if (k === 0) continue;
+    for (const t of run.tests) {
+      if (t.aborted) {
+        checks.push({
+          test: t.name,
+          metric: "*",
+          source: "run",
+          verdict: "fail",
+          reason: `test aborted in head run ${k + 1}: ${t.aborted}`,
+        });
+      }
+    }
+  }
+  for (const [k, run] of input.a.entries()) {
+    for (const t of run.tests) {
+      if (t.aborted) {
+        checks.push({
+          test: t.name,
+          metric: "*",
+          source: "baseline",
+          verdict: "warn",
+          reason: `test aborted in base run ${k + 1}: ${t.aborted}; that pair compares what was measured`,
+        });
+      }
+    }
+  }
+  checks.push(...compareTests(input.a, input.b, policy, { ...input.options, paired: true }));
+  const verdict = summarize(checks, "arm A");
+  verdict.changes = configurationChanges(base, head);
+  return verdict;
 }
 
 /**
@@ -114,7 +174,9 @@ export function compareResults(
       hint: `baseline tests: ${baseline.tests.map((t) => t.name).join(", ") || "none"} (only there: ${only(baseline, candidate).join(", ") || "none"}); candidate tests: ${candidate.tests.map((t) => t.name).join(", ") || "none"}. Compare results of the same suite`,
     });
   }
-  return summarize([...checks, ...compared], "baseline");
+  const verdict = summarize([...checks, ...compared], "baseline");
+  verdict.changes = configurationChanges(baseline, candidate);
+  return verdict;
 }
 
 /** Aborted tests fail; the error rate is gated absolutely (a relative change of 0 errors means nothing). */

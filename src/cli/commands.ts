@@ -1,4 +1,5 @@
 import { ExitCode, type ExitCodeValue } from "../util/errors.js";
+import { runAbCommand } from "./ab-command.js";
 import {
   HELP,
   runBaselineCommand,
@@ -13,6 +14,7 @@ type Handler = (argv: string[]) => Promise<ExitCodeValue>;
 
 const COMMANDS: Record<string, Handler> = {
   run: runRunCommand,
+  ab: runAbCommand,
   compare: runCompareCommand,
   "baseline update": runBaselineCommand,
   "model synth": runSynthCommand,

@@ -18,6 +18,9 @@ Usage:
   tokengate run [--suite FILE] [--target in-process|llama-server|external] [--model FILE]
                 [--server-bin PATH] [--url URL] [--api-key-env NAME] [--baseline FILE|DIR]
                 [--trials N] [--out DIR]
+  tokengate ab [--suite FILE] [--base-suite FILE] [--server-bin PATH] [--base-server-bin PATH]
+               [--model FILE] [--base-model FILE] [--server-flags "..."] [--base-server-flags "..."]
+               [--pairs N] [--aa] [--out DIR]      (same-runner A/B; tokengate ab --help)
   tokengate compare --baseline A.json --candidate B.json [--candidate B2.json]... [--out report.md]
   tokengate baseline update --from results.json [--from more.json]... --to baselines/NAME.json
   tokengate validate --a A1.json A2.json... [--b B1.json B2.json...] [--comparisons N] [--seed N]

@@ -372,6 +372,12 @@ export const policySchema = z
     fail: fraction(10, "A significant regression at or above this fails (default 10%)").optional(),
     noiseFloor: fraction(1, "Smaller changes pass without a test (default 2%)").optional(),
     alpha: z.number().gt(0).lt(0.5).optional().describe("Family-wise false-alarm rate after Holm (default 0.05)"),
+    power: z
+      .number()
+      .gt(0.5)
+      .lt(1)
+      .optional()
+      .describe("Power at which a verdict states the smallest change it would have detected (default 0.95)"),
     minTrials: z.number().int().min(2).optional().describe("Fewer trials a side is inconclusive (default 5)"),
     runNoise: fraction(2, "Assumed run-to-run noise (default 3% with a GPU, 30% without)").optional(),
     runNoiseDf: z.number().min(0).max(1000).optional().describe("Degrees of freedom runNoise counts as (default 4)"),

@@ -312,6 +312,13 @@ export interface CheckComparison {
   moreTrials?: number;
   /** Set after a confirmation rerun of a failing check. */
   confirmation?: "confirmed" | "not-confirmed";
+  /**
+   * The smallest change in the worse direction (a fraction: 0.041 = 4.1%) that this comparison's own variance would
+   * have detected at the policy's power and alpha: what a pass is worth (compare.ts detectableChange).
+   */
+  detectable?: number;
+  /** Same-runner A/B: how many interleaved pairs of runs the paired test compared. */
+  pairs?: number;
 }
 
 export interface Check {
@@ -329,11 +336,26 @@ export interface Check {
   comparison?: CheckComparison;
 }
 
+/** One difference of the configuration under test between the baseline (arm A) and this run (arm B). */
+export interface ConfigurationChange {
+  /** Field path: `target.build`, `target.serverFlags.--parallel`, `suite.sha256`. */
+  field: string;
+  /** What a reviewer calls it: `llama.cpp build`, `--parallel`, `model`. */
+  label: string;
+  baseline: string;
+  run: string;
+}
+
 export interface Verdict {
   overall: VerdictLevel;
   checks: Check[];
   /** Why the overall verdict is what it is, in one line. */
   reason: string;
+  /**
+   * What the configuration under test changed against the baseline or the other arm (analysis/fingerprint.ts), the
+   * first thing a report says; empty when nothing changed; absent without a comparison (and in older files).
+   */
+  changes?: ConfigurationChange[];
 }
 
 export interface Results {
@@ -347,4 +369,19 @@ export interface Results {
   verdict: Verdict;
   /** What limits the server and what to try (src/analysis/bottleneck.ts, recommendations.ts). */
   analysis?: RunAnalysis;
+  /**
+   * Set by `tokengate ab`: this file is the head arm's first run, judged against the base arm as interleaved pairs;
+   * every run's own results are in the files listed (relative to this file's folder).
+   */
+  ab?: AbSummary;
+}
+
+export interface AbSummary {
+  /** Complete pairs compared. */
+  pairs: number;
+  /** The arms in run order: `A B B A A B`. */
+  order: string[];
+  arms: Array<{ name: string; label: string; runs: string[] }>;
+  /** Set when the A/B ended before its last run. */
+  stopped?: string;
 }

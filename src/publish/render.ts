@@ -12,6 +12,7 @@
  *   detail first (the full report, then per-test tables) and saying what was left out.
  */
 import { escapeMarkdown as esc } from "../report/escape.js";
+import { whatChangedMarkdown } from "../report/what-changed.js";
 import type { PublishCheck, PublishTest, PublishView } from "./view.js";
 
 export const COMMENT_MAX_CHARS = 65_536;
@@ -83,6 +84,7 @@ function header(view: PublishView, info: RenderInfo): string {
     "",
     esc(view.verdict.reason, { maxLength: 1000 }),
     "",
+    ...(view.verdict.changes ? [whatChangedMarkdown(view.verdict.changes), ""] : []),
   ].join("\n");
 }
 

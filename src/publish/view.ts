@@ -19,6 +19,7 @@ export const VIEW_LIMITS = {
   metricsPerTest: 200,
   scenariosPerTest: 200,
   gpus: 64,
+  changes: 200,
 } as const;
 
 const str = z.string().max(VIEW_LIMITS.string);
@@ -102,6 +103,10 @@ export const publishViewSchema = z.object({
   verdict: z.object({
     overall: level,
     reason: str,
+    changes: z
+      .array(z.object({ field: str, label: str, baseline: str, run: str }))
+      .max(VIEW_LIMITS.changes)
+      .optional(),
     checks: z.array(checkSchema).max(VIEW_LIMITS.checks),
   }),
 });

@@ -1,3 +1,4 @@
+import { describeChanges } from "../analysis/fingerprint.js";
 import { checkLabel, formatValue } from "../analysis/format.js";
 import type { Check, Results, VerdictLevel } from "../measure/results.js";
 
@@ -25,6 +26,7 @@ export function renderConsole(results: Results): string {
   lines.push(
     `Performance Test Results: suite ${results.suite.name}, ${t.kind}${t.model?.path ? ` (${t.model.path.split("/").pop()})` : ""}`,
   );
+  if (results.verdict.changes) lines.push(`What changed: ${describeChanges(results.verdict.changes)}`);
   for (const test of results.tests) {
     lines.push(
       `${test.name} (${test.kind}, ${test.requests.succeeded}/${test.requests.attempted} requests ok, ${test.trials} trial${test.trials > 1 ? "s" : ""})`,

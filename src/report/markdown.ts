@@ -8,6 +8,7 @@ import { escapeMarkdown as esc } from "./escape.js";
 import { isLoadKind, renderLoadSections } from "./load-report.js";
 import { machineLine } from "./machine-line.js";
 import { isScalingKind, renderScalingSection } from "./scaling-report.js";
+import { whatChangedMarkdown } from "./what-changed.js";
 
 /** Rows of the per-test metric table, in reading order. */
 const TABLE_METRICS = REPORT_METRIC_ORDER;
@@ -203,6 +204,16 @@ function definitionsSection(): string[] {
 }
 
 /** report.md: the verdict first, then checks, per-test tables and charts, environment, definitions. Pure. */
+/** `Same-runner A/B: 3 pairs, run order A B B A A B; A = base, B = head; every run's results in ...`. */
+function abLine(ab: NonNullable<Results["ab"]>): string {
+  const arms = ab.arms.map((a) => `${esc(a.name)} = ${esc(a.label, { maxLength: 80 })}`).join(", ");
+  const files = ab.arms
+    .flatMap((a) => a.runs.slice(0, 1))
+    .map((f) => code(f))
+    .join(", ");
+  return `Same-runner A/B: ${ab.pairs} pairs, run order ${esc(ab.order.join(" "))}, each run in a fresh server; ${arms}; paired test on the pairs (first runs: ${files})${ab.stopped ? `; stopped early: ${esc(ab.stopped, { maxLength: 300 })}` : ""}.`;
+}
+
 export function renderMarkdown(results: Results, comparison?: Comparison): string {
   const v = results.verdict;
   const lines: string[] = [
@@ -211,6 +222,8 @@ export function renderMarkdown(results: Results, comparison?: Comparison): strin
     `**${VERDICT_ICON[v.overall]} ${v.overall.toUpperCase()}**: ${esc(v.reason, { maxLength: 500 })}`,
     "",
   ];
+  if (v.changes) lines.push(whatChangedMarkdown(v.changes), "");
+  if (results.ab) lines.push(abLine(results.ab), "");
   if (comparison) lines.push(`Compared with ${esc(comparison.label)}.`, "");
   const order = { fail: 0, warn: 1, pass: 2 } as const;
   const checks = [...v.checks].sort((a, b) => order[a.verdict] - order[b.verdict]);

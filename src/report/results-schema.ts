@@ -242,6 +242,10 @@ export const resultsSchema = z.object({
   verdict: z.object({
     overall: verdictLevel,
     reason: z.string(),
+    changes: z
+      .array(z.object({ field: z.string(), label: z.string(), baseline: z.string(), run: z.string() }))
+      .optional()
+      .describe("What the configuration under test changed against the baseline or the other arm"),
     checks: z.array(
       z.object({
         test: z.string(),
@@ -264,12 +268,26 @@ export const resultsSchema = z.object({
             inconclusive: z.boolean().optional(),
             moreTrials: z.number().optional(),
             confirmation: z.enum(["confirmed", "not-confirmed"]).optional(),
+            detectable: z
+              .number()
+              .optional()
+              .describe("Smallest change this comparison would have detected at the policy's power (fraction)"),
+            pairs: z.number().int().optional().describe("Same-runner A/B: interleaved pairs of runs compared"),
           })
           .optional(),
       }),
     ),
   }),
   analysis: analysis.optional(),
+  ab: z
+    .object({
+      pairs: z.number().int(),
+      order: z.array(z.string()),
+      arms: z.array(z.object({ name: z.string(), label: z.string(), runs: z.array(z.string()) })),
+      stopped: z.string().optional(),
+    })
+    .optional()
+    .describe("Same-runner A/B (tokengate ab): the arms, their run order and each run's results file"),
 });
 
 // Compile-time check that the schema and the interfaces agree: parsed output is a Results, and every key of the

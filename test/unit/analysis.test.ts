@@ -84,7 +84,7 @@ describe("judge against a baseline", () => {
     const ttft = v.checks.find((c) => c.metric === "ttft_ms.p50")!;
     // Significant (the noise is tiny) but below the noise floor: not a regression worth a reviewer's time.
     expect(ttft.comparison!.pValue!).toBeLessThan(0.01);
-    expect(ttft.reason).toMatch(/within noise floor 2%$/);
+    expect(ttft.reason).toMatch(/no significant change: within noise floor 2%; would have caught >= \d/);
   });
 
   it("an improvement passes and says so", () => {
@@ -92,7 +92,9 @@ describe("judge against a baseline", () => {
     const fast = syntheticRun({ seed: 2, trials: 5, noise: 0.01, slowdown: -0.2 });
     const v = judge({ results: fast, baseline: asBaseline(base) });
     expect(v.overall).toBe("pass");
-    expect(v.checks.find((c) => c.metric === "ttft_ms.p50")!.reason).toMatch(/^ttft p50 -\d+% .*better$/);
+    expect(v.checks.find((c) => c.metric === "ttft_ms.p50")!.reason).toMatch(
+      /^ttft p50 -\d+% .*better; would have caught >= /,
+    );
   });
 
   it("too few trials warns inconclusive with the number of trials to add", () => {
@@ -241,13 +243,18 @@ describe("compareResults: two results files", () => {
       trials: 5,
       noise: 0.02,
       slowdown: 0.2,
-      env: { target: { ...a.environment.target, serverFlags: ["--threads", "4", "--parallel", "4"] } },
+      env: {
+        cpuModel: "Other CPU",
+        target: { ...a.environment.target, serverFlags: ["--threads", "4", "--parallel", "4"] },
+      },
     });
     const v = compareResults(a, b, TRIALS_ONLY);
     expect(v.overall).toBe("fail");
     expect(v.checks[0]!.reason).toBe(
-      "environments differ, compared as asked: server flags differ (baseline --threads 8, run --threads 4)",
+      "environments differ, compared as asked: CPU differs (baseline AMD EPYC 9654, run Other CPU)",
     );
+    // A configuration change is not an environment difference: it is what changed.
+    expect(v.changes).toEqual([{ field: "target.serverFlags.--threads", label: "--threads", baseline: "8", run: "4" }]);
     expect(baselineChecks(v).length).toBe(8);
     // On a machine whose runs differ by 10%, the same single runs cannot show a 20% slowdown beyond that noise.
     const honest = compareResults(a, b, { runNoise: 0.1 });

@@ -4,17 +4,22 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   baselineRuns,
-  compareEnvironments,
-  describeDifferences,
   findBaseline,
   loadBaseline,
   loadResults,
   loadRuns,
-  normalizeServerFlags,
   parseBaseline,
   parseResults,
   updateBaseline,
 } from "../../src/analysis/baseline.js";
+import {
+  configurationChanges,
+  describeChanges,
+  describeDifferences,
+  environmentDifferences,
+  normalizeServerFlags,
+  setupDifferences,
+} from "../../src/analysis/fingerprint.js";
 import { BadInputError } from "../../src/util/errors.js";
 import { environment, syntheticRun } from "./analysis-fixtures.js";
 
@@ -130,13 +135,34 @@ describe("parseBaseline: errors name the file and the field", () => {
 });
 
 describe("environment fingerprints", () => {
-  it("says plainly what differs", () => {
+  it("says plainly what differs in the machine", () => {
     const a = environment();
     const b = environment({ gpus: [{ name: "NVIDIA A100-SXM4-80GB", driver: "580.65" }], cuda: "12.8" });
-    const diffs = compareEnvironments(a, b);
+    const diffs = environmentDifferences(a, b);
     expect(describeDifferences(diffs)).toBe(
       "GPU differs (baseline NVIDIA H200, run NVIDIA A100-SXM4-80GB); CUDA differs (baseline 13.0, run 12.8)",
     );
+  });
+
+  it("the kernel release, server build, flags and model are configuration, not environment", () => {
+    const a = environment();
+    const b = environment({
+      os: "linux 6.9.0-other",
+      target: {
+        ...a.target,
+        build: "b2-deadbee",
+        serverFlags: ["--threads", "4", "--parallel", "4", "--flash-attn", "on"],
+        model: { sha256: "b".repeat(64), quantization: "q8_0" },
+      },
+    });
+    expect(environmentDifferences(a, b)).toEqual([]);
+    expect(setupDifferences(a, b).map((d) => d.label)).toEqual([
+      "llama.cpp build",
+      "model",
+      "quantization",
+      "--flash-attn",
+      "--threads",
+    ]);
   });
 
   it("ignores the port, host, log file and model path, but not threads", () => {
@@ -157,27 +183,44 @@ describe("environment fingerprints", () => {
         ],
       },
     });
-    expect(compareEnvironments(a, moved)).toEqual([]);
+    expect(setupDifferences(a, moved)).toEqual([]);
     const fewer = environment({
       target: { ...a.target, serverFlags: ["--threads", "4", "--parallel", "4", "--flash-attn", "on"] },
     });
-    expect(describeDifferences(compareEnvironments(a, fewer))).toBe(
-      "server flags differ (baseline no --flash-attn + --threads 8, run --flash-attn on + --threads 4)",
-    );
+    expect(describeChanges(setupDifferences(a, fewer))).toBe("--flash-attn not set -> on; --threads 8 -> 4");
   });
 
-  it("compares model identity, quantization, build and target details", () => {
+  it("compares model identity, shape, quantization, build and target details", () => {
     const a = environment();
     const b = environment({
       target: {
         ...a.target,
         build: "b2-deadbee",
-        model: { sha256: "b".repeat(64), quantization: "q8_0" },
+        model: { sha256: "b".repeat(64), quantization: "q8_0", shape: { layers: 36 } },
         details: { threads: 8, slots: 8, pid: 1234 },
       },
     });
-    const labels = compareEnvironments(a, b).map((d) => d.label);
-    expect(labels).toEqual(["llama.cpp build", "model", "quantization", "target slots"]);
+    const labels = setupDifferences(a, b).map((d) => d.label);
+    expect(labels).toEqual(["llama.cpp build", "model", "quantization", "model layers", "target slots"]);
+  });
+
+  it("What changed: the run's configuration against the baseline's, tokengate and the suite file included", () => {
+    const a = syntheticRun({ seed: 1, trials: 1, noise: 0 });
+    const b = syntheticRun({
+      seed: 1,
+      trials: 1,
+      noise: 0,
+      env: { target: { ...a.environment.target, build: "b6100", serverFlags: ["--threads", "8", "--parallel", "16"] } },
+      suite: { name: a.suite.name, sha256: "c".repeat(64) },
+    });
+    b.tool = { name: "tokengate", version: "0.2.0" };
+    a.environment.target.build = "b6000";
+    const changes = configurationChanges(a, b);
+    expect(describeChanges(changes)).toBe(
+      `llama.cpp build b6000 -> b6100; --parallel 4 -> 16; tokengate ${a.tool.version} -> 0.2.0; suite file sha256 ${a.suite.sha256.slice(0, 12)} -> sha256 cccccccccccc`,
+    );
+    expect(configurationChanges(a, a)).toEqual([]);
+    expect(describeChanges([])).toBe("nothing (same configuration)");
   });
 
   it("normalizes flags with values, switches and = forms", () => {
@@ -345,7 +388,7 @@ describe("multi-run baselines", () => {
     expect(e).toBeInstanceOf(BadInputError);
     expect(e.subject).toBe(b);
     expect(e.message).toBe(
-      "runs of one baseline must be of the same suite and setup: model differs (first run sha256 aaaaaaaaaaaa, this run sha256 bbbbbbbbbbbb)",
+      "runs of one baseline must be of the same suite and setup: model differs (first run model.gguf (sha256 aaaaaaaaaaaa), this run model.gguf (sha256 bbbbbbbbbbbb))",
     );
     const s = await refused([a, c]);
     expect(s.message).toContain("suite file differs (first run sha256 ssssssssssss, this run tttttttttttt)");
