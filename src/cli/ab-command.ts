@@ -7,7 +7,7 @@ import { intFlag, oneOf, parseFlags } from "./args.js";
 export const AB_HELP = `tokengate ab: the same-runner A/B gate. Both arms run on this machine, interleaved (A B B A ...),
 each run in a freshly started server, and are judged as pairs with the suite's policy.
 
-  arm A (the base) and arm B (the head) share the suite and target unless a --base-* or head flag sets them:
+  arm A (the base) inherits every head setting below that no --base-* flag overrides:
   --suite FILE               the suite (head arm; also the base's unless --base-suite)
   --base-suite FILE          the base's suite, e.g. the base branch's copy:
                              git show origin/main:perf/suite.yml > /tmp/base.yml; --base-suite /tmp/base.yml
@@ -77,9 +77,10 @@ export async function runAbCommand(argv: string[]): Promise<ExitCodeValue> {
     return out;
   };
   const head = arm("head");
-  // The base inherits the head's suite when it has none of its own: one suite file, two configurations.
-  const base = { ...arm("base") };
-  if (!base.suiteFile && head.suiteFile) base.suiteFile = head.suiteFile;
+  // The base inherits whatever the head sets and it does not (one suite file, one binary...): only what a --base-*
+  // flag names differs between the arms.
+  const { label: _headLabel, ...shared } = head;
+  const base = { ...shared, ...arm("base") };
   const outcome = await runAb({
     base: {
       outDir: resolve(v.out ?? "tokengate-ab"),
