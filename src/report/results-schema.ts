@@ -199,6 +199,8 @@ export const resultsSchema = z.object({
   tool: z.object({ name: z.literal("tokengate"), version: z.string() }),
   startedAt: z.string(),
   finishedAt: z.string(),
+  status: z.enum(["complete", "interrupted", "aborted"]).optional(),
+  statusReason: z.string().optional(),
   suite: z.object({ name: z.string(), file: z.string().optional(), sha256: z.string() }),
   environment: z.object({
     os: z.string(),
