@@ -80,6 +80,7 @@ const test = z.object({
       stealShare: z.number().min(0).max(1),
       otherShareMax: z.number().min(0).max(1),
       loadavg1: z.tuple([z.number(), z.number()]),
+      serverUnknown: z.string().optional(),
     })
     .optional(),
   server: z
