@@ -2,9 +2,12 @@
 import { runCli } from "./cli/commands.js";
 import { stopAllChildren } from "./util/children.js";
 import { ExitCode, isTokengateError } from "./util/errors.js";
+import { watchParent } from "./util/parent-watch.js";
 import { redact } from "./util/secrets.js";
 
 async function main(): Promise<void> {
+  // A run does not outlive the process that started it (npx's shell, a CI step): see util/parent-watch.ts.
+  watchParent();
   let code: number;
   try {
     code = await runCli(process.argv.slice(2));

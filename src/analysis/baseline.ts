@@ -392,6 +392,11 @@ export interface UpdateBaselineOptions {
   source?: BaselineSource;
   /** Creation time; now when absent. */
   now?: Date;
+  /**
+   * Promote a run that is not healthy (interrupted, aborted, or failed on errors: runHealthProblems) anyway, with a
+   * warning per problem. Without it such a run is refused: a partial run would become the bar every PR is held to.
+   */
+  allowPartial?: boolean;
 }
 
 export interface UpdateBaselineResult {
@@ -404,8 +409,9 @@ export interface UpdateBaselineResult {
 }
 
 /**
- * Writes the proposed baseline for a reviewed PR. Never judges: a failing run can still be proposed (an accepted
- * regression), so gating never blocks producing it. Written to a temp file and renamed, so a crash leaves no half file.
+ * Writes the proposed baseline for a reviewed PR. Never judges speed: a failing run can still be proposed (an accepted
+ * regression), so gating never blocks producing it. Run health is another matter: an interrupted, aborted or erroring
+ * run (runHealthProblems) is refused unless `allowPartial`, since its numbers describe part of a run. Written to a temp file and renamed, so a crash leaves no half file.
  * Several `from` files must be runs of one setup (suite, environment, tests): what differs is bad input naming it.
  */
 export async function updateBaseline(options: UpdateBaselineOptions): Promise<UpdateBaselineResult> {
@@ -417,7 +423,26 @@ export async function updateBaseline(options: UpdateBaselineOptions): Promise<Up
     });
   }
   const runs: Results[] = [];
-  for (const f of files) runs.push(...(await loadRuns(f)));
+  const runFiles: string[] = [];
+  for (const f of files) {
+    for (const run of await loadRuns(f)) {
+      runs.push(run);
+      runFiles.push(f);
+    }
+  }
+  const unhealthy = runs
+    .map((run, i) => ({ file: runFiles[i]!, i, problems: runHealthProblems(run) }))
+    .filter((u) => u.problems.length > 0);
+  if (unhealthy.length > 0 && !options.allowPartial) {
+    const which = (u: (typeof unhealthy)[number]) => (runs.length > 1 ? `run ${u.i + 1} (${u.file}): ` : "");
+    throw new BadInputError(
+      `refusing to make a baseline of an unhealthy run: ${unhealthy.map((u) => which(u) + u.problems.join("; ")).join("; ")}`,
+      {
+        subject: unhealthy[0]!.file,
+        hint: "rerun the suite until it completes without errors and promote that run; to promote this one anyway (its numbers are partial), add --allow-partial",
+      },
+    );
+  }
   const first = runs[0]!;
   for (const [i, run] of runs.entries()) {
     if (i === 0) continue;
@@ -433,6 +458,10 @@ export async function updateBaseline(options: UpdateBaselineOptions): Promise<Up
   const warnings: string[] = [];
   for (const [i, results] of runs.entries()) {
     const which = runs.length > 1 ? ` in run ${i + 1}` : "";
+    // Only reached with allowPartial when there are problems; aborted tests are warned about per test below.
+    for (const p of runHealthProblems(results, { tests: false })) {
+      warnings.push(`${runs.length > 1 ? `run ${i + 1}: ` : ""}${p}: promoted with --allow-partial`);
+    }
     for (const t of results.tests) {
       if (t.aborted) warnings.push(`test ${t.name}${which} was aborted (${t.aborted}): its numbers are partial`);
       if (t.trials < DEFAULT_POLICY.minTrials)
@@ -481,6 +510,31 @@ export async function updateBaseline(options: UpdateBaselineOptions): Promise<Up
     });
   }
   return { file: options.to, baseline, replaced, warnings };
+}
+
+/**
+ * What makes a run unfit to be a baseline, one line each; empty for a healthy run. Run health only, never speed: a
+ * slower run can be an accepted regression, but a partial one measures something else.
+ * - the run's status is interrupted or aborted (`Results.status`; absent = complete);
+ * - a test was aborted (`TestResult.aborted`; `tests: false` leaves these out);
+ * - the run's verdict failed an error-rate check: the run-health check of analysis/verdict.ts (source `run`, metric
+ *   `error_rate`) or an `error_rate` target of the suite. The verdict's `test aborted` checks (source `run`, metric
+ *   `*`) are the aborted tests above.
+ */
+export function runHealthProblems(run: Results, opts: { tests?: boolean } = {}): string[] {
+  const out: string[] = [];
+  if (run.status === "interrupted" || run.status === "aborted") {
+    out.push(`the run was ${run.status}${run.statusReason ? ` (${run.statusReason})` : ""}`);
+  }
+  if (opts.tests !== false) {
+    for (const t of run.tests) if (t.aborted) out.push(`test ${t.name} was aborted (${t.aborted})`);
+  }
+  for (const c of run.verdict?.checks ?? []) {
+    if (c.verdict !== "fail" || !/^error_rate(\.|$)/.test(c.metric)) continue;
+    if (c.source !== "run" && c.source !== "target") continue;
+    out.push(`test ${c.test} failed on errors (${c.reason})`);
+  }
+  return out;
 }
 
 /**

@@ -127,12 +127,16 @@ const EXAMPLES = {
 /**
  * Other work's share of the machine during a test when it is above the busy-machine threshold (the policy's, else the
  * default), else undefined: the one rule the verdict's guard, baseline update and the bottleneck analysis share.
+ * Undefined too when the server under test ran on this machine but its process was not found (`serverUnknown`): its
+ * own CPU time is then inside otherShare, which cannot tell a busy machine from a busy server, and switching the
+ * comparison off on every such run would gate nothing (docs/verdicts.md "Busy machines").
  */
 export function busyShare(
-  load: { otherShare: number } | undefined,
+  load: { otherShare: number; serverUnknown?: string } | undefined,
   threshold: number = DEFAULT_POLICY.busyMachine,
 ): number | undefined {
-  return load && load.otherShare > threshold ? load.otherShare : undefined;
+  if (!load || load.serverUnknown !== undefined) return undefined;
+  return load.otherShare > threshold ? load.otherShare : undefined;
 }
 
 export type PolicyInput = Partial<Omit<Policy, "errorRate">> & { errorRate?: Partial<Policy["errorRate"]> };

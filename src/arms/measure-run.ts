@@ -10,7 +10,7 @@ import type { RunConfig } from "../config/run-config.js";
 import type { LoadedSuite } from "../config/suite-loader.js";
 import type { Suite, SuiteTest } from "../config/suite-schema.js";
 import { environmentFingerprint } from "../measure/environment.js";
-import { startMachineSampler } from "../measure/machine-load.js";
+import { ownProcesses, startMachineSampler } from "../measure/machine-load.js";
 import type { RecordSink } from "../measure/record-sink.js";
 import { RESULTS_SCHEMA_VERSION, type Results, type TestResult } from "../measure/results.js";
 import { startServerSampler } from "../measure/server-metrics.js";
@@ -171,8 +171,7 @@ class MeasureSession {
       await using sampler = test.kind === "scaling" ? undefined : await startServerSampler(this.endpoint);
       // How much of the machine other work took meanwhile (the verdict will not fail a run on a busy machine).
       // Not for `scaling` either: the servers it starts would count as other work.
-      const machine =
-        test.kind === "scaling" ? undefined : startMachineSampler(() => [process.pid, this.target.pid?.()]);
+      const machine = test.kind === "scaling" ? undefined : startMachineSampler(ownProcesses(this.target));
       const result = await runTest(ctx, test, trials);
       const server = await sampler?.stop();
       if (server) result.server = server;

@@ -160,11 +160,13 @@ export async function runBaselineCommand(argv: string[]): Promise<ExitCodeValue>
     from: { type: "string", multiple: true },
     to: { type: "string" },
     name: { type: "string" },
+    "allow-partial": { type: "boolean" },
   });
   if (v.help) {
     return help(
-      "tokengate baseline update --from results.json [--from more.json]... --to baselines/NAME.json [--name NAME]\n" +
-        "  several --from: runs of separate `tokengate run`s (fresh server processes), so comparisons measure run-to-run noise\n",
+      "tokengate baseline update --from results.json [--from more.json]... --to baselines/NAME.json [--name NAME] [--allow-partial]\n" +
+        "  several --from: runs of separate `tokengate run`s (fresh server processes), so comparisons measure run-to-run noise\n" +
+        "  --allow-partial: promote a run that was interrupted, aborted, or failed on errors (refused otherwise, exit 2)\n",
     );
   }
   if (!v.from?.length || !v.to) {
@@ -178,6 +180,7 @@ export async function runBaselineCommand(argv: string[]): Promise<ExitCodeValue>
     from: v.from.map((f) => resolve(f)),
     to: resolve(v.to),
     ...(v.name ? { name: v.name } : {}),
+    ...(v["allow-partial"] ? { allowPartial: true } : {}),
   });
   for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
   process.stdout.write(

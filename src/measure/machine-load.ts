@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
+import type { Target } from "../target/types.js";
 
 /**
  * What else the machine did while a test ran. A shared CI runner (or this project's 2-core dev VM) has neighbours:
@@ -14,6 +15,10 @@ import { loadavg } from "node:os";
  * the kernel does not charge it to any process, and most of it is our own loopback traffic (a streamed token is a
  * packet), which would otherwise read as someone else's work (13% of a 2-CPU machine in a throughput test here).
  * No tick-rate assumption is needed: every figure is a ratio of ticks.
+ * The server is the target's own process (llama-server, the in-process child) or, for an external server on this
+ * machine, the process found listening on its port (target/listening-process.ts). When that one cannot be found, its
+ * CPU time is inside "other work" and `serverUnknown` says so: the guard then cannot tell a busy machine from a busy
+ * server (policy.ts busyShare).
  * On systems without /proc nothing is recorded.
  */
 export interface MachineLoad {
@@ -30,6 +35,23 @@ export interface MachineLoad {
   otherShareMax: number;
   /** 1-minute load average at the start and at the end of the test. */
   loadavg1: [number, number];
+  /**
+   * Set when the server under test runs on this machine but its process was not found (why, e.g. another user's
+   * process): its CPU time is counted in otherShare, so otherShare cannot say how busy the machine was.
+   */
+  serverUnknown?: string;
+}
+
+/** What the sampler counts as ours at one sample: a pid, nothing (not running), or a server it cannot find (why). */
+export type OwnProcess = number | undefined | { unknown: string };
+
+/** tokengate itself and the processes serving `target` (Target.servingPids, else its pid): the sampler's `pids`. */
+export function ownProcesses(target: Pick<Target, "pid" | "servingPids">): () => OwnProcess[] {
+  return () => {
+    const serving = target.servingPids?.();
+    if (serving === undefined) return [process.pid, target.pid?.()];
+    return "unknown" in serving ? [process.pid, serving] : [process.pid, ...serving];
+  };
 }
 
 interface Snapshot {
@@ -88,14 +110,20 @@ const WINDOW_MS = 1000;
 
 /**
  * Starts measuring. `pids` is called at every sample, so a server restarted mid-test (a new pid) is followed; a
- * process's ticks count from the first sample that saw it.
+ * process's ticks count from the first sample that saw it. An `{ unknown }` entry at any sample marks the load
+ * `serverUnknown` (the first reason given).
  */
-export function startMachineSampler(pids: () => ReadonlyArray<number | undefined>): MachineSampler {
+export function startMachineSampler(pids: () => ReadonlyArray<OwnProcess>): MachineSampler {
   const owned = new Map<number, number>(); // pid -> ticks at first sight
+  let unknown: string | undefined;
   const ownTicks = (): number => {
     let sum = 0;
     for (const pid of pids()) {
       if (pid === undefined) continue;
+      if (typeof pid !== "number") {
+        unknown ??= pid.unknown;
+        continue;
+      }
       const t = processTicks(pid);
       if (!owned.has(pid)) owned.set(pid, t);
       sum += t - owned.get(pid)!;
@@ -142,6 +170,7 @@ export function startMachineSampler(pids: () => ReadonlyArray<number | undefined
         stealShare: total > 0 ? clamp01((end.steal - first.steal) / total) : 0,
         otherShareMax: Math.max(otherMax, other),
         loadavg1: [load0, loadavg()[0]!],
+        ...(unknown !== undefined ? { serverUnknown: unknown } : {}),
       };
       return result;
     },

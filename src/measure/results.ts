@@ -358,11 +358,24 @@ export interface Verdict {
   changes?: ConfigurationChange[];
 }
 
+/**
+ * How a run ended:
+ * - `complete`: every test of the suite ran (a test may still have been aborted: see TestResult.aborted);
+ * - `interrupted`: stopped from outside before the suite finished (SIGINT/SIGTERM, the parent process gone);
+ * - `aborted`: tokengate gave up on the run itself (the server died and could not be restarted, a fatal error).
+ * An interrupted or aborted run is never promoted to a baseline without `--allow-partial` (analysis/baseline.ts).
+ */
+export type RunStatus = "complete" | "interrupted" | "aborted";
+
 export interface Results {
   schemaVersion: typeof RESULTS_SCHEMA_VERSION;
   tool: { name: "tokengate"; version: string };
   startedAt: string;
   finishedAt: string;
+  /** How the run ended; absent = complete (results written before the status was recorded). */
+  status?: RunStatus;
+  /** Why the run is interrupted or aborted, in one line (`SIGTERM`, `llama-server exited with code 139`). */
+  statusReason?: string;
   suite: { name: string; file?: string; sha256: string };
   environment: EnvironmentFingerprint;
   tests: TestResult[];

@@ -80,6 +80,7 @@ const test = z.object({
       stealShare: z.number().min(0).max(1),
       otherShareMax: z.number().min(0).max(1),
       loadavg1: z.tuple([z.number(), z.number()]),
+      serverUnknown: z.string().optional(),
     })
     .optional(),
   server: z
@@ -199,6 +200,8 @@ export const resultsSchema = z.object({
   tool: z.object({ name: z.literal("tokengate"), version: z.string() }),
   startedAt: z.string(),
   finishedAt: z.string(),
+  status: z.enum(["complete", "interrupted", "aborted"]).optional(),
+  statusReason: z.string().optional(),
   suite: z.object({ name: z.string(), file: z.string().optional(), sha256: z.string() }),
   environment: z.object({
     os: z.string(),

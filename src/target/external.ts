@@ -1,6 +1,10 @@
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
+import { networkInterfaces } from "node:os";
 import { BadInputError, CouldNotRunError } from "../util/errors.js";
 import { redact, registerSecret } from "../util/secrets.js";
 import { getJson, httpGet, type ProbeOutcome, pollUntilReady, probeFailure } from "./health.js";
+import { isLoopbackAddress, ServingProcessFinder } from "./listening-process.js";
 import type { LlamaProps } from "./llama-server.js";
 import type { ApiKind, Endpoint, Target, TargetFingerprint } from "./types.js";
 
@@ -77,6 +81,26 @@ function readApiKey(envName: string | undefined, env: NodeJS.ProcessEnv): { name
   return { name, key: registerSecret(key) };
 }
 
+/**
+ * Where the server runs, seen from this machine: the addresses the client connects to, and whether one of them is
+ * this machine's (loopback, or an address of one of its interfaces). A name is resolved the way the client will.
+ */
+export async function serverHost(baseUrl: string): Promise<{ local: boolean; addresses: string[]; port: number }> {
+  const u = new URL(baseUrl);
+  const host = u.hostname.replace(/^\[|\]$/g, "");
+  const port = u.port !== "" ? Number(u.port) : u.protocol === "https:" ? 443 : 80;
+  let addresses: string[];
+  if (isIP(host) !== 0) addresses = [host];
+  else if (host === "localhost" || host.endsWith(".localhost")) addresses = ["127.0.0.1", "::1"];
+  else addresses = (await lookup(host, { all: true }).catch(() => [])).map((a) => a.address);
+  const own = new Set(
+    Object.values(networkInterfaces())
+      .flat()
+      .map((i) => i?.address),
+  );
+  return { local: addresses.some((a) => isLoopbackAddress(a) || own.has(a)), addresses, port };
+}
+
 interface ModelList {
   data?: { id?: string }[];
 }
@@ -93,6 +117,8 @@ class ExternalTarget implements Target {
   private props: LlamaProps | undefined;
   private modelId: string | undefined;
   private readyVia: string | undefined;
+  /** Finds the server's processes when it runs on this machine (set by start); undefined for a remote server. */
+  private serving: ServingProcessFinder | undefined;
 
   constructor(opts: ExternalTargetOptions) {
     this.opts = opts;
@@ -170,6 +196,9 @@ class ExternalTarget implements Target {
       );
     }
 
+    const where = await serverHost(this.baseUrl);
+    if (where.local) this.serving = new ServingProcessFinder(where.port, where.addresses);
+
     const headers = this.headers();
     // llama-server answers /props (b1-80fb11a keeps it behind the API key, unlike /health): a 401 here means a wrong
     // key even when /v1/models was public on this server.
@@ -214,6 +243,15 @@ class ExternalTarget implements Target {
 
   alive(): boolean {
     return this.endpoint !== undefined && !this.stopped;
+  }
+
+  /**
+   * A server on this machine: the process listening on the URL's port and those below it (listening-process.ts), or
+   * `{ unknown }` when they cannot be found. A remote server: none. Deliberately not `pid()`: tokengate does not own
+   * this process, and the Action's post step kills what `pid()` names.
+   */
+  servingPids(): readonly number[] | { unknown: string } {
+    return this.serving?.pids() ?? [];
   }
 
   async fingerprint(): Promise<TargetFingerprint> {

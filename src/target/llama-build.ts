@@ -218,7 +218,8 @@ export async function buildLlamaServer(
   // A source folder is built in place (its own build tree goes to our temp folder); a bundle is cloned first.
   const srcDir = source.isDir ? source.bundle : join(work, "src");
   if (!source.isDir) {
-    const clone = await runCommand("git", ["clone", "--quiet", source.bundle, srcDir], { logFile });
+    // processGroup: git, cmake and the build tool start processes of their own; they all stop with tokengate.
+    const clone = await runCommand("git", ["clone", "--quiet", source.bundle, srcDir], { logFile, processGroup: true });
     if (clone.code !== 0) throw fail("cloning the llama.cpp bundle", clone.tail);
   }
 
@@ -226,7 +227,7 @@ export async function buildLlamaServer(
   const configure = await runCommand(
     "cmake",
     ["-S", srcDir, "-B", join(work, "build"), ...generator, ...plan.cmakeFlags],
-    { logFile },
+    { logFile, processGroup: true },
   );
   if (configure.code !== 0) throw fail("cmake configure", configure.tail);
 
@@ -241,6 +242,7 @@ export async function buildLlamaServer(
     ["--build", join(work, "build"), "--target", ...BUILD_TARGETS, "-j", String(jobs)],
     {
       logFile,
+      processGroup: true,
       onLine: (line) => {
         // Make prints "[ 45%] Building ..."; Ninja prints "[123/456] Building ...".
         const pct = /^\[\s*(\d+)%\]/.exec(line);

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { closeSync, fstatSync, mkdirSync, mkdtempSync, openSync, readSync, writeSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
@@ -6,6 +6,7 @@ import { inspectModel, type ModelInfo } from "../model/inspect.js";
 import { registerChild, stopChild } from "../util/children.js";
 import { BadInputError, CouldNotRunError } from "../util/errors.js";
 import { registerSecret } from "../util/secrets.js";
+import { spawnTied } from "../util/tied-spawn.js";
 import { ChildServerTarget } from "./child-server-target.js";
 import { getJson, pollUntilReady, probeLlamaHealth } from "./health.js";
 import { assertPortUsable, freePort, LOOPBACK } from "./port.js";
@@ -308,8 +309,9 @@ class LlamaServerTargetImpl extends ChildServerTarget {
       // on it: the API key travels in the environment.
       writeSync(fd, `# tokengate: ${[bin, ...args].map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(" ")}\n`);
       // The child writes straight into the file: no pipe through this process, so a busy event loop cannot stall the
-      // server on a full pipe, and the log survives tokengate dying.
-      child = spawn(bin, args, { stdio: ["ignore", fd, fd], env: childEnv(this.opts.apiKey, this.opts.env) });
+      // server on a full pipe, and the log survives tokengate dying. spawnTied: the kernel kills the server when
+      // tokengate dies, even by SIGKILL (setpriv --pdeathsig); the pid stays the server's own.
+      child = spawnTied(bin, args, { stdio: ["ignore", fd, fd], env: childEnv(this.opts.apiKey, this.opts.env) });
     } finally {
       closeSync(fd);
     }

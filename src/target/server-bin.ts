@@ -1,8 +1,9 @@
-import { spawn } from "node:child_process";
+import type { spawn } from "node:child_process";
 import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { registerChild } from "../util/children.js";
 import { BadInputError, CouldNotRunError } from "../util/errors.js";
+import { spawnTied } from "../util/tied-spawn.js";
 import { findCachedServer } from "./llama-build.js";
 
 /**
@@ -92,7 +93,7 @@ export function serverHelp(bin: string, timeoutMs = 10_000): Promise<string> {
       let out = "";
       let child: ReturnType<typeof spawn>;
       try {
-        child = spawn(bin, ["--help"], { stdio: ["ignore", "pipe", "pipe"] });
+        child = spawnTied(bin, ["--help"], { stdio: ["ignore", "pipe", "pipe"] });
       } catch {
         done("");
         return;

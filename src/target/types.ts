@@ -62,6 +62,16 @@ export interface Target extends AsyncDisposable {
   fingerprint(): Promise<TargetFingerprint>;
   /** True while the server is believed alive (a crashed llama-server child reports false). */
   alive(): boolean;
-  /** The server's process id while tokengate runs it (absent for an external server): its CPU counts as ours. */
+  /**
+   * The server's process id while tokengate runs it: tokengate owns it (the Action's post step kills what is left of
+   * it). Absent for an external server, which is never tokengate's to kill: see servingPids.
+   */
   pid?(): number | undefined;
+  /**
+   * The processes on this machine that serve the requests, whoever started them, for the busy-machine guard
+   * (measure/machine-load.ts ownProcesses): their CPU time is the test's own work, not other work. Absent: `pid()`.
+   * An empty list: the server is not on this machine (nothing here to separate). `{ unknown }`: it is on this machine
+   * but its process could not be found (why), so its CPU time is inside "other work".
+   */
+  servingPids?(): readonly number[] | { unknown: string };
 }

@@ -1,7 +1,7 @@
-import { spawn } from "node:child_process";
 import { createWriteStream } from "node:fs";
 import { registerChild } from "./children.js";
 import { CouldNotRunError } from "./errors.js";
+import { spawnTied, spawnTiedGroup } from "./tied-spawn.js";
 
 export interface RunCommandOptions {
   cwd?: string;
@@ -10,6 +10,11 @@ export interface RunCommandOptions {
   logFile?: string;
   /** Called for every complete output line (stdout and stderr). */
   onLine?: (line: string) => void;
+  /**
+   * The command starts processes of its own (cmake -> ninja -> compilers): run it in a process group of its own, so
+   * they all stop with it, also when tokengate dies (util/tied-spawn.ts spawnTiedGroup). Default: one process.
+   */
+  processGroup?: boolean;
 }
 
 export interface CommandResult {
@@ -22,7 +27,13 @@ export interface CommandResult {
 /** Runs a program with an argument array (never through a shell) and resolves when it exits. */
 export function runCommand(cmd: string, args: string[], opts: RunCommandOptions = {}): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
+    // Tied to tokengate: the command dies with it, even when tokengate is killed with SIGKILL.
+    const spawnIt = opts.processGroup ? spawnTiedGroup : spawnTied;
+    const child = spawnIt(cmd, args, {
+      cwd: opts.cwd,
+      env: opts.env ?? process.env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     registerChild(child);
     const log = opts.logFile ? createWriteStream(opts.logFile, { flags: "a" }) : undefined;
     const tail: string[] = [];
@@ -40,8 +51,8 @@ export function runCommand(cmd: string, args: string[], opts: RunCommandOptions 
         }
       };
     })();
-    child.stdout.on("data", onData);
-    child.stderr.on("data", onData);
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
     child.once("error", (err: NodeJS.ErrnoException) => {
       log?.end();
       if (err.code === "ENOENT") {

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ownProcesses, startMachineSampler } from "../../src/measure/machine-load.js";
 import { createExternalTarget } from "../../src/target/external.js";
 import { createLlamaServerTarget } from "../../src/target/llama-server.js";
 import { freePort } from "../../src/target/port.js";
@@ -15,8 +16,8 @@ import { findLlamaServerForTests, tinyModel } from "../helpers/models.js";
 
 const KEY = "tg-test-key-5f1c9a7e";
 const dir = mkdtempSync(join(tmpdir(), "tokengate-external-test-"));
-let open: Target & { logFile: string };
-let locked: Target & { logFile: string };
+let open: Target & { logFile: string; pid(): number | undefined };
+let locked: Target & { logFile: string; pid(): number | undefined };
 let openUrl: string;
 let lockedUrl: string;
 
@@ -100,5 +101,51 @@ describe("external target", () => {
     expect((err as Error).message).toContain("connection refused");
     expect((err as CouldNotRunError).hint).toContain("--url http://127.0.0.1:8080");
     expect(t.alive()).toBe(false);
+  });
+});
+
+describe.runIf(process.platform === "linux")("the busy-machine guard and an external server on this machine", () => {
+  it("finds the llama-server behind a loopback URL by its port (127.0.0.1 and localhost), and never as pid()", async () => {
+    await using t = createExternalTarget({ url: openUrl, env: {} });
+    expect(t.servingPids?.()).toEqual([]);
+    await t.start();
+    expect(t.servingPids?.()).toEqual([open.pid()]);
+    // Not pid(): that names what tokengate owns, and the Action's post step kills it.
+    expect(t.pid).toBeUndefined();
+    const port = new URL(openUrl).port;
+    await using byName = createExternalTarget({ url: `http://localhost:${port}`, env: {} });
+    await byName.start();
+    expect(byName.servingPids?.()).toEqual([open.pid()]);
+  });
+
+  it("its CPU time is the test's own work, not other work", async () => {
+    await using t = createExternalTarget({ url: openUrl, env: {} });
+    await t.start();
+    // Two samplers over the same window: one knows the server (as the pipeline's ownProcesses), one does not.
+    const knowing = startMachineSampler(ownProcesses(t));
+    const blind = startMachineSampler(() => [process.pid]);
+    for (let i = 0; i < 12; i++) {
+      const r = await request(`${openUrl}/completion`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        // Random weights emit lone UTF-8 byte tokens (ids 3..258), which llama-server answers with HTTP 500: ban them.
+        body: JSON.stringify({
+          prompt: "Hello there",
+          n_predict: 128,
+          ignore_eos: true,
+          cache_prompt: false,
+          logit_bias: Array.from({ length: 256 }, (_, i) => [i + 3, false]),
+        }),
+      });
+      expect(r.statusCode).toBe(200);
+      await r.body.text();
+    }
+    const k = knowing.stop()!;
+    const b = blind.stop()!;
+    expect(k.serverUnknown).toBeUndefined();
+    // What the blind sampler calls other work, the knowing one calls ours: the server decoded 1536 tokens meanwhile.
+    const serverShare = k.ownShare - b.ownShare;
+    expect(serverShare).toBeGreaterThan(0);
+    expect(b.otherShare - k.otherShare).toBeCloseTo(serverShare, 1);
   });
 });

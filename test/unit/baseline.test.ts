@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   baselineRuns,
   findBaseline,
@@ -10,6 +10,7 @@ import {
   loadRuns,
   parseBaseline,
   parseResults,
+  runHealthProblems,
   updateBaseline,
 } from "../../src/analysis/baseline.js";
 import {
@@ -20,6 +21,8 @@ import {
   normalizeServerFlags,
   setupDifferences,
 } from "../../src/analysis/fingerprint.js";
+import { runBaselineCommand } from "../../src/cli/handlers.js";
+import type { Results } from "../../src/measure/results.js";
 import { BadInputError } from "../../src/util/errors.js";
 import { environment, syntheticRun } from "./analysis-fixtures.js";
 
@@ -253,6 +256,8 @@ describe("files: update, load, find", () => {
       to,
       source: { commit: "abc", run: "42" },
       now: new Date("2026-11-30T12:00:00Z"),
+      // The aborted test would be refused without it ("unhealthy runs" below).
+      allowPartial: true,
     });
     expect(out.replaced).toBe(false);
     expect(out.warnings.join("\n")).toMatch(/aborted \(server died\)/);
@@ -266,7 +271,7 @@ describe("files: update, load, find", () => {
     expect(back.source).toEqual({ resultsFile: "results.json", commit: "abc", run: "42" });
     expect(back.results.tests[0]!.metrics.ttft_ms!.trials).toHaveLength(1);
     expect((await readFile(to, "utf8")).endsWith("}\n")).toBe(true);
-    expect((await updateBaseline({ from, to })).replaced).toBe(true);
+    expect((await updateBaseline({ from, to, allowPartial: true })).replaced).toBe(true);
   });
 
   it("loadResults names a missing file", async () => {
@@ -428,6 +433,157 @@ describe("multi-run baselines", () => {
     expect(errorOf(() => parseBaseline(newer, "b.json")).message).toMatch(
       /^moreRuns\[0\]\.schemaVersion: 9 is not supported/,
     );
+  });
+});
+
+describe("unhealthy runs never become baselines", () => {
+  const healthy = () => syntheticRun({ seed: 5, trials: 5, noise: 0.02 });
+  const save = async (name: string, run: Results) => {
+    const f = join(dir, name);
+    await writeFile(f, JSON.stringify(run));
+    return f;
+  };
+  const refusal = (p: Promise<unknown>) =>
+    p.then(
+      () => {
+        throw new Error("expected a BadInputError");
+      },
+      (x: unknown) => {
+        expect(x).toBeInstanceOf(BadInputError);
+        return x as BadInputError;
+      },
+    );
+
+  it("an interrupted run is refused with exit 2, naming the file, why and the flag; --allow-partial promotes it", async () => {
+    const run = healthy();
+    run.status = "interrupted";
+    run.statusReason = "SIGTERM";
+    const from = await save("interrupted.json", run);
+    const to = join(dir, "health", "interrupted.json");
+    const e = await refusal(updateBaseline({ from, to }));
+    expect(e.exitCode).toBe(2);
+    expect(e.subject).toBe(from);
+    expect(e.message).toBe("refusing to make a baseline of an unhealthy run: the run was interrupted (SIGTERM)");
+    expect(e.hint).toContain("--allow-partial");
+    await expect(readFile(to)).rejects.toMatchObject({ code: "ENOENT" });
+    const out = await updateBaseline({ from, to, allowPartial: true });
+    expect(out.warnings).toContain("the run was interrupted (SIGTERM): promoted with --allow-partial");
+    expect((await loadBaseline(to)).results.status).toBe("interrupted");
+  });
+
+  it("an aborted run, and a complete run with an aborted test, are refused", async () => {
+    const aborted = healthy();
+    aborted.status = "aborted";
+    const a = await refusal(
+      updateBaseline({ from: await save("aborted.json", aborted), to: join(dir, "h", "a.json") }),
+    );
+    expect(a.message).toBe("refusing to make a baseline of an unhealthy run: the run was aborted");
+    const test = healthy();
+    test.tests[0]!.aborted = "llama-server exited with code 139";
+    const t = await refusal(
+      updateBaseline({ from: await save("test-aborted.json", test), to: join(dir, "h", "t.json") }),
+    );
+    expect(t.message).toBe(
+      "refusing to make a baseline of an unhealthy run: test latency was aborted (llama-server exited with code 139)",
+    );
+  });
+
+  it("a run whose verdict failed on errors is refused; a run that failed on speed is not (an accepted regression)", async () => {
+    const errors = healthy();
+    errors.verdict = {
+      overall: "fail",
+      reason: "fail: latency: error rate 0.05",
+      checks: [
+        {
+          test: "latency",
+          metric: "error_rate",
+          source: "run",
+          verdict: "fail",
+          value: 0.05,
+          reference: 0.01,
+          reason: "error rate 0.05 (5 of 100 requests failed): at or above fail 1%",
+        },
+      ],
+    };
+    const e = await refusal(updateBaseline({ from: await save("errors.json", errors), to: join(dir, "h", "e.json") }));
+    expect(e.message).toBe(
+      "refusing to make a baseline of an unhealthy run: test latency failed on errors (error rate 0.05 (5 of 100 requests failed): at or above fail 1%)",
+    );
+    // The suite's own error_rate target counts too.
+    const target = healthy();
+    target.verdict = {
+      overall: "fail",
+      reason: "fail",
+      checks: [
+        { test: "latency", metric: "error_rate", source: "target", verdict: "fail", reason: "error_rate 5% > 1%" },
+      ],
+    };
+    expect(runHealthProblems(target)).toEqual(["test latency failed on errors (error_rate 5% > 1%)"]);
+    const slow = healthy();
+    slow.verdict = {
+      overall: "fail",
+      reason: "fail: latency: ttft p95 +20%",
+      checks: [
+        { test: "latency", metric: "ttft_ms.p95", source: "baseline", verdict: "fail", reason: "ttft p95 +20%" },
+      ],
+    };
+    expect(runHealthProblems(slow)).toEqual([]);
+    await expect(
+      updateBaseline({ from: await save("slow.json", slow), to: join(dir, "h", "s.json") }),
+    ).resolves.toMatchObject({
+      replaced: false,
+    });
+    // A warn on errors is not a fail.
+    const warned = healthy();
+    warned.verdict = {
+      overall: "warn",
+      reason: "warn",
+      checks: [{ test: "latency", metric: "error_rate", source: "run", verdict: "warn", reason: "error rate 0.002" }],
+    };
+    expect(runHealthProblems(warned)).toEqual([]);
+  });
+
+  it("older results without a status are complete; a status of complete is healthy", () => {
+    const old = healthy();
+    expect(old.status).toBeUndefined();
+    expect(runHealthProblems(old)).toEqual([]);
+    expect(runHealthProblems({ ...old, status: "complete" })).toEqual([]);
+  });
+
+  it("of several runs, the message names which run of which file", async () => {
+    const good = await save("multi-good.json", healthy());
+    const bad = healthy();
+    bad.status = "interrupted";
+    bad.statusReason = "the parent process is gone";
+    const badFile = await save("multi-bad.json", bad);
+    const e = await refusal(updateBaseline({ from: [good, badFile], to: join(dir, "h", "m.json") }));
+    expect(e.subject).toBe(badFile);
+    expect(e.message).toBe(
+      `refusing to make a baseline of an unhealthy run: run 2 (${badFile}): the run was interrupted (the parent process is gone)`,
+    );
+  });
+
+  it("tokengate baseline update: refused without --allow-partial (a BadInputError: exit 2), written with it", async () => {
+    const run = healthy();
+    run.status = "aborted";
+    run.statusReason = "llama-server could not be restarted";
+    const from = await save("cli-aborted.json", run);
+    const to = join(dir, "h", "cli.json");
+    const stderr = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    const stdout = vi.spyOn(process.stdout, "write").mockImplementation(() => true);
+    try {
+      const e = await refusal(runBaselineCommand(["--from", from, "--to", to]));
+      expect(e.exitCode).toBe(2);
+      expect(e.message).toContain("the run was aborted (llama-server could not be restarted)");
+      expect(await runBaselineCommand(["--from", from, "--to", to, "--allow-partial"])).toBe(0);
+      expect(stderr.mock.calls.map((c) => String(c[0]))).toContain(
+        "warning: the run was aborted (llama-server could not be restarted): promoted with --allow-partial\n",
+      );
+      expect((await loadBaseline(to)).results.status).toBe("aborted");
+    } finally {
+      stderr.mockRestore();
+      stdout.mockRestore();
+    }
   });
 });
 

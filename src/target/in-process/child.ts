@@ -110,9 +110,13 @@ async function start(config: ServerConfig): Promise<void> {
   });
 }
 
+/** A dispose that hangs (a native call that does not return) must not keep the child alive: exit anyway. */
+const SHUTDOWN_DEADLINE_MS = 3000;
+
 async function shutdown(code: number): Promise<void> {
   if (stopping) return;
   stopping = true;
+  setTimeout(() => process.exit(code), SHUTDOWN_DEADLINE_MS).unref();
   server?.close();
   server?.closeAllConnections();
   await engine?.dispose();
@@ -134,6 +138,8 @@ function main(): void {
     });
   });
   for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => void shutdown(0));
+  // The parent is gone (also by SIGKILL: the kernel closes its end of the IPC socket): so are we. This is the
+  // in-process child's parent-death signal (fork() runs node itself; the IPC channel does what setpriv does).
   process.on("disconnect", () => void shutdown(0));
 }
 
