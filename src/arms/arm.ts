@@ -49,14 +49,15 @@ function inArm(arm: ArmSpec, e: unknown): never {
   throw e;
 }
 
+/** A file or a pipe (`--base-suite <(git show origin/main:perf/suite.yml)` is /dev/fd/63), never a directory. */
 function mustBeFile(path: string, subject: string, example: string): void {
-  let isFile = false;
+  let isDir = false;
   try {
-    isFile = statSync(path).isFile();
+    isDir = statSync(path).isDirectory();
   } catch {
-    throw new BadInputError("not found", { subject, hint: example });
+    throw new BadInputError(`${path}: not found`, { subject, hint: example });
   }
-  if (!isFile) throw new BadInputError("is not a file", { subject, hint: example });
+  if (isDir) throw new BadInputError(`${path} is a directory, not a file`, { subject, hint: example });
 }
 
 /**
