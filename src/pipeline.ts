@@ -11,6 +11,7 @@ import { policyFromBlock } from "./analysis/policy.js";
 import { analyzeRun } from "./analysis/recommendations.js";
 import { planConfirmation } from "./analysis/verdict.js";
 import { StreamClient } from "./client/stream-client.js";
+import { checkOutDir } from "./config/out-dir.js";
 import type { RunConfig } from "./config/run-config.js";
 import { loadSuite } from "./config/suite-loader.js";
 import type { Suite, SuiteTest } from "./config/suite-schema.js";
@@ -66,6 +67,7 @@ const WATCHDOG_MS = 250;
  * target is stopped whatever happens.
  */
 export async function runPipeline(config: RunConfig, hooks: PipelineHooks = {}): Promise<PipelineOutcome> {
+  checkOutDir(config.outDir); // bad --out is exit 2 before anything is loaded or sent (src/config/out-dir.ts)
   const log = hooks.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const loaded = loadSuite(config.suiteFile);
   const { suite } = loaded;

@@ -1,4 +1,5 @@
 import type { RunConfig } from "../config/run-config.js";
+import { inapplicableTargetOptions, TARGET_OPTION_KINDS } from "../config/suite-checks.js";
 import type { Suite } from "../config/suite-schema.js";
 import { ensureDefaultModel } from "../model/synth.js";
 import { BadInputError } from "../util/errors.js";
@@ -15,9 +16,42 @@ export interface TargetPlan {
   embeddedDefault: boolean;
 }
 
+/** The run's flags (or Action inputs, which have the same names) that only some target kinds use. */
+const FLAG_KINDS: Array<{ flag: string; key: keyof RunConfig; kinds: readonly TargetKind[] }> = [
+  { flag: "--model", key: "modelPath", kinds: ["in-process", "llama-server"] },
+  { flag: "--server-bin", key: "serverBin", kinds: ["llama-server"] },
+  { flag: "--url", key: "url", kinds: ["external"] },
+  { flag: "--api-key-env", key: "apiKeyEnv", kinds: ["external"] },
+  { flag: "--wait-for-server", key: "waitForServerMs", kinds: ["external"] },
+];
+
+/**
+ * Options that the chosen target does not use, said in one line. A suite whose own `target.kind` contradicts its
+ * options was refused when loaded (suite-checks.ts); what is left here comes from choosing another kind on the command
+ * line (`--suite examples/suites/stress.yml --target external`: its `target.threads` is for a server tokengate starts),
+ * so it is a warning, not an error: the suite stays usable against every target.
+ */
+export function ignoredOptions(kind: TargetKind, suite: Suite, config: RunConfig): string[] {
+  // The in-process target refuses serverFlags outright (createTarget); no warning first.
+  const fields = inapplicableTargetOptions(suite.target, kind).filter(
+    (f) => !(kind === "in-process" && f === "serverFlags"),
+  );
+  const flags = FLAG_KINDS.filter(({ key, kinds }) => config[key] !== undefined && !kinds.includes(kind));
+  return [
+    ...fields.map((f) => `target.${f} (${TARGET_OPTION_KINDS[f]!.instead})`),
+    ...flags.map((f) => `${f.flag} (only for ${f.kinds.join(" and ")})`),
+  ];
+}
+
+function defaultWarn(line: string): void {
+  process.stderr.write(`tokengate: warning: ${line}\n`);
+}
+
 /** Which target and model a run uses: flags beat the suite file; no model and no target means the embedded default. */
-export async function planTarget(suite: Suite, config: RunConfig): Promise<TargetPlan> {
+export async function planTarget(suite: Suite, config: RunConfig, warn = defaultWarn): Promise<TargetPlan> {
   const kind = config.target ?? suite.target.kind ?? (config.url || suite.target.url ? "external" : "in-process");
+  const ignored = ignoredOptions(kind, suite, config);
+  if (ignored.length > 0) warn(`the ${kind} target ignores ${ignored.join(", ")}`);
   if (kind === "external") {
     if (!(config.url ?? suite.target.url)) {
       throw new BadInputError("the external target needs a URL", {
@@ -54,6 +88,10 @@ export function createTarget(plan: TargetPlan, suite: Suite, config: RunConfig):
         url: (config.url ?? t.url)!,
         ...((config.apiKeyEnv ?? t.apiKeyEnv) ? { apiKeyEnv: config.apiKeyEnv ?? t.apiKeyEnv } : {}),
         readyTimeoutMs: t.readyTimeoutMs,
+        ...((config.waitForServerMs ?? t.waitForServerMs) !== undefined
+          ? { waitForServerMs: config.waitForServerMs ?? t.waitForServerMs }
+          : {}),
+        ...(config.quiet ? { onWaiting: () => {} } : {}),
       });
     case "llama-server":
       return createLlamaServerTarget(llamaServerOptions(plan, suite, config));
