@@ -34,7 +34,8 @@ export function checkOutDir(outDir: string, subject = "--out"): string {
   const dir = resolve(outDir);
   const bad = (why: string) => new BadInputError(why, { subject, hint: HINT });
   const kernel = underKernelFs(dir);
-  if (kernel) throw bad(`${dir} is under ${kernel}, a kernel file system, not a place for results`);
+  if (kernel)
+    throw bad(`${dir} is ${dir === kernel ? "" : "under "}${kernel}, a kernel file system, not a place for results`);
 
   // The nearest part of the path that exists: the folder itself, or the parent a folder would be made in.
   let existing = dir;

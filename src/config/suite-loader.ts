@@ -59,7 +59,7 @@ function readSuiteBytes(file: string): Buffer {
   if (!st.isFile()) throw new BadInputError("is not a regular file", { subject: file, hint: SUITE_HINT });
   const tooBig = (size: number) =>
     new BadInputError(
-      `is ${(size / 2 ** 20).toFixed(1)} MiB; a suite file may be at most ${MAX_SUITE_BYTES / 2 ** 20} MiB`,
+      `is ${size.toLocaleString("en-US")} bytes; a suite file may be at most ${MAX_SUITE_BYTES / 2 ** 20} MiB (${MAX_SUITE_BYTES.toLocaleString("en-US")} bytes)`,
       { subject: file, hint: "a suite lists tests and targets; keep prompts and data out of it" },
     );
   if (st.size > MAX_SUITE_BYTES) throw tooBig(st.size);
