@@ -185,7 +185,9 @@ class ExternalTarget implements Target {
       throw new CouldNotRunError("external target was stopped before it started", { subject: this.baseUrl });
     const readyMs = this.opts.readyTimeoutMs ?? 30_000;
     const refusedForMs = this.opts.waitForServerMs ?? REFUSED_GRACE_MS;
-    const timeoutMs = Math.max(readyMs, refusedForMs);
+    // Asked to wait for a server that is starting: the whole wait may take that long. The default grace never
+    // lengthens the readiness deadline.
+    const timeoutMs = this.opts.waitForServerMs === undefined ? readyMs : Math.max(readyMs, refusedForMs);
     const onWaiting = this.opts.onWaiting ?? ((line: string) => process.stderr.write(`tokengate: ${line}\n`));
     const result = await pollUntilReady((ms, s) => this.probe(ms, s), {
       timeoutMs,
