@@ -1,6 +1,7 @@
 import type { RunConfig } from "../config/run-config.js";
 import { inapplicableTargetOptions, TARGET_OPTION_KINDS } from "../config/suite-checks.js";
 import type { Suite } from "../config/suite-schema.js";
+import { inspectModel } from "../model/inspect.js";
 import { ensureDefaultModel } from "../model/synth.js";
 import { BadInputError } from "../util/errors.js";
 import { createExternalTarget } from "./external.js";
@@ -62,7 +63,12 @@ export async function planTarget(suite: Suite, config: RunConfig, warn = default
     return { kind, embeddedDefault: false };
   }
   const model = config.modelPath ?? suite.target.model;
-  if (model) return { kind, model, embeddedDefault: false };
+  if (model) {
+    // A missing, empty or non-GGUF model is bad input: said now, before a target starts (the header only; the
+    // targets inspect it again with its hash).
+    await inspectModel(model, { hash: false });
+    return { kind, model, embeddedDefault: false };
+  }
   return { kind, model: await ensureDefaultModel(), embeddedDefault: true };
 }
 

@@ -35,6 +35,16 @@ describe("bad paths", () => {
     expect(first).toBe(`tokengate: ${dir}: is a folder, not a suite file`);
   });
 
+  it.each([
+    ["missing", (d: string) => join(d, "nope.gguf"), "model file not found"],
+    ["a folder", (d: string) => d, "is a directory, not a GGUF model file"],
+    ["not GGUF", () => file("not-a-model.gguf", "hello"), "not a GGUF file: only 5 bytes"],
+  ])("--model %s, before any target starts", async (_what, path, why) => {
+    const p = path(dir);
+    const { first } = await refused(["--model", p]);
+    expect(first).toBe(`tokengate: ${p}: ${why}`);
+  });
+
   it("--out naming an existing regular file", async () => {
     const f = file("a-file", "x");
     const { first } = await refused(["--out", f]);
