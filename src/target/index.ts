@@ -7,6 +7,7 @@ import { BadInputError } from "../util/errors.js";
 import { createExternalTarget } from "./external.js";
 import { createInProcessTarget } from "./in-process/target.js";
 import { createLlamaServerTarget, type LlamaServerTargetOptions } from "./llama-server.js";
+import { resolveServerBin } from "./server-bin.js";
 import type { Target, TargetKind } from "./types.js";
 
 export interface TargetPlan {
@@ -61,6 +62,14 @@ export async function planTarget(suite: Suite, config: RunConfig, warn = default
       });
     }
     return { kind, embeddedDefault: false };
+  }
+  const serverBin = config.serverBin ?? suite.target.serverBin;
+  if (kind === "llama-server" && serverBin !== undefined) {
+    // A given binary that is missing or not executable is bad input: said before anything starts (a stat only).
+    await resolveServerBin({
+      serverBin,
+      subject: config.serverBin !== undefined ? "--server-bin" : "target.serverBin",
+    });
   }
   const model = config.modelPath ?? suite.target.model;
   if (model) {

@@ -45,6 +45,12 @@ describe("bad paths", () => {
     expect(first).toBe(`tokengate: ${p}: ${why}`);
   });
 
+  it("--server-bin missing, before any target starts", async () => {
+    const bin = join(dir, "no-llama-server");
+    const { first } = await refused(["--target", "llama-server", "--server-bin", bin]);
+    expect(first).toBe(`tokengate: --server-bin: llama-server binary not found: ${bin}`);
+  });
+
   it("--out naming an existing regular file", async () => {
     const f = file("a-file", "x");
     const { first } = await refused(["--out", f]);
