@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -61,6 +61,25 @@ describe("bad paths", () => {
     const f = file("parent-file", "x");
     const { first } = await refused(["--out", join(f, "results")]);
     expect(first).toBe(`tokengate: --out: ${f} is a file, so no folder can be made in it for ${join(f, "results")}`);
+  });
+
+  it("--out in a folder tokengate may not write", async () => {
+    // mkdtemp's folder is private (0700); nobody must be able to reach the read-only folder inside it.
+    chmodSync(dir, 0o755);
+    const ro = join(dir, "read-only");
+    mkdirSync(ro);
+    chmodSync(ro, 0o555);
+    // Root may write anywhere, so as root the CLI runs as nobody (65534), for whom the folder is read-only as it is
+    // for its owner.
+    const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534, env: { HOME: tmpdir() } } : {};
+    const out = join(ro, "out");
+    const run = await runTokengate(["run", "--quiet", "--out", out], asNobody);
+    expect(run.code, run.stderr).toBe(2);
+    expect(run.stderr.split("\n")[0]).toBe(
+      `tokengate: --out: cannot write in ${ro} (no permission), so ${out} cannot be made`,
+    );
+    expect(run.stderr).not.toMatch(STACK_LINE);
+    expect(existsSync(out)).toBe(false);
   });
 
   it.each(["/proc/self/tokengate-out", "/proc/self/fd/1", "/sys/kernel/tokengate", "/proc"])(
