@@ -2,7 +2,7 @@ import { resolve } from "node:path";
 import { loadRuns, updateBaseline } from "../analysis/baseline.js";
 import { formatValidation, validateFiles } from "../analysis/validate.js";
 import { compareResults } from "../analysis/verdict.js";
-import { LIMITS } from "../config/suite-schema.js";
+import { LIMITS } from "../config/limits.js";
 import { synthesizeModel } from "../model/synth.js";
 import { runPipeline } from "../pipeline.js";
 import { renderConsole } from "../report/console.js";
