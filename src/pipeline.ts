@@ -11,6 +11,7 @@ import { policyFromBlock } from "./analysis/policy.js";
 import { planConfirmation } from "./analysis/verdict.js";
 import { measureRun } from "./arms/measure-run.js";
 import { outputFiles, type PipelineFiles, writeOutputs } from "./arms/outputs.js";
+import { checkOutDir } from "./config/out-dir.js";
 import type { RunConfig } from "./config/run-config.js";
 import { loadSuite } from "./config/suite-loader.js";
 import { RecordSink } from "./measure/record-sink.js";
@@ -45,6 +46,7 @@ export interface PipelineHooks {
  * disk as they are produced (records.ndjson per request, results.json after every test).
  */
 export async function runPipeline(config: RunConfig, hooks: PipelineHooks = {}): Promise<PipelineOutcome> {
+  checkOutDir(config.outDir); // bad --out is exit 2 before anything is loaded or sent (src/config/out-dir.ts)
   const log = hooks.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const loaded = loadSuite(config.suiteFile);
   const { suite } = loaded;

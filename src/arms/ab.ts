@@ -12,6 +12,7 @@ import { relative, resolve } from "node:path";
 import { suiteTargets } from "../analysis/decide.js";
 import { policyFromBlock } from "../analysis/policy.js";
 import { judgeAb } from "../analysis/verdict.js";
+import { checkOutDir } from "../config/out-dir.js";
 import type { RunConfig } from "../config/run-config.js";
 import type { Results } from "../measure/results.js";
 import { renderConsole } from "../report/console.js";
@@ -53,6 +54,7 @@ export interface AbHooks {
 }
 
 export async function runAb(config: AbConfig, hooks: AbHooks = {}): Promise<AbOutcome> {
+  checkOutDir(config.base.outDir); // a bad --out is exit 2 before any arm is resolved or built
   const log = hooks.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const pairs = config.pairs ?? DEFAULT_PAIRS;
   if (!Number.isInteger(pairs) || pairs < 2 || pairs > MAX_PAIRS) {

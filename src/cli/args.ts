@@ -25,11 +25,18 @@ export function parseFlags<O extends Options>(command: string, argv: string[], o
   }
 }
 
-export function intFlag(value: string | undefined, flag: string, example: string, min = 1): number | undefined {
+export function intFlag(
+  value: string | undefined,
+  flag: string,
+  example: string,
+  min = 1,
+  limit?: { max: number; why: string },
+): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min) {
-    throw new BadInputError(`must be an integer >= ${min}, got "${value}"`, { subject: flag, hint: example });
+  if (!Number.isInteger(n) || n < min || (limit !== undefined && n > limit.max)) {
+    const range = limit ? `from ${min} to ${limit.max} (${limit.why})` : `>= ${min}`;
+    throw new BadInputError(`must be an integer ${range}, got "${value}"`, { subject: flag, hint: example });
   }
   return n;
 }
@@ -43,4 +50,30 @@ export function oneOf<T extends string>(value: string | undefined, flag: string,
     });
   }
   return value as T;
+}
+
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * A duration flag in milliseconds: `120s`, `2m`, `1.5s`, `500ms`, `1h`, or a bare number of milliseconds (`90000`).
+ * At most `maxMs`; anything else (`2 minutes`, `-5s`, `5x`) is a BadInputError naming the flag.
+ */
+export function durationFlag(
+  value: string | undefined,
+  flag: string,
+  example: string,
+  maxMs = 24 * 3_600_000,
+): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?\s*$/i.exec(value);
+  const bad = (why: string): never => {
+    throw new BadInputError(`${why}, got ${JSON.stringify(value)}`, {
+      subject: flag,
+      hint: `${example} (units: ms, s, m, h; a bare number is milliseconds)`,
+    });
+  };
+  if (!m) return bad("must be a duration such as 120s, 2m or 500ms");
+  const ms = Math.round(Number(m[1]) * DURATION_UNITS_MS[(m[2] ?? "ms").toLowerCase()]!);
+  if (ms > maxMs) return bad(`must be at most ${maxMs / 60_000} minutes`);
+  return ms;
 }

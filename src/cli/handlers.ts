@@ -2,6 +2,7 @@ import { resolve } from "node:path";
 import { loadRuns, updateBaseline } from "../analysis/baseline.js";
 import { formatValidation, validateFiles } from "../analysis/validate.js";
 import { compareResults } from "../analysis/verdict.js";
+import { LIMITS } from "../config/limits.js";
 import { synthesizeModel } from "../model/synth.js";
 import { runPipeline } from "../pipeline.js";
 import { renderConsole } from "../report/console.js";
@@ -10,14 +11,14 @@ import { writeTextAtomic } from "../report/write.js";
 import { buildLlamaServer } from "../target/llama-build.js";
 import { ExitCode, type ExitCodeValue } from "../util/errors.js";
 import { createProgress } from "../util/progress.js";
-import { intFlag, oneOf, parseFlags } from "./args.js";
+import { durationFlag, intFlag, oneOf, parseFlags } from "./args.js";
 
 export const HELP = `tokengate: a performance gate for LLM inference
 
 Usage:
   tokengate run [--suite FILE] [--target in-process|llama-server|external] [--model FILE]
                 [--server-bin PATH] [--url URL] [--api-key-env NAME] [--baseline FILE|DIR]
-                [--trials N] [--out DIR]
+                [--wait-for-server DURATION] [--trials N] [--out DIR]
   tokengate ab [--suite FILE] [--base-suite FILE] [--server-bin PATH] [--base-server-bin PATH]
                [--model FILE] [--base-model FILE] [--server-flags "..."] [--base-server-flags "..."]
                [--pairs N] [--aa] [--out DIR]      (same-runner A/B; tokengate ab --help)
@@ -43,6 +44,9 @@ const RUN_HELP = `tokengate run: start the target, run the suite, write results.
   --server-bin PATH   llama-server binary; default PATH, then the \`tokengate server build\` cache
   --url URL           external target base URL, e.g. http://127.0.0.1:8080
   --api-key-env NAME  environment variable with the external server's API key (default TOKENGATE_API_KEY)
+  --wait-for-server DURATION
+                      external: keep retrying this long while nothing listens at --url (a server still
+                      starting), e.g. 120s or 2m; default: a refused connection is an error within seconds
   --baseline PATH     results or baseline file (or a folder of baselines) to compare with
   --trials N          repeated trials per test (overrides the suite)
   --out DIR           output folder (default tokengate-results)
@@ -61,6 +65,7 @@ export async function runRunCommand(argv: string[]): Promise<ExitCodeValue> {
     "server-bin": { type: "string" },
     url: { type: "string" },
     "api-key-env": { type: "string" },
+    "wait-for-server": { type: "string" },
     baseline: { type: "string" },
     trials: { type: "string" },
     out: { type: "string" },
@@ -68,7 +73,13 @@ export async function runRunCommand(argv: string[]): Promise<ExitCodeValue> {
   });
   if (v.help) return help(RUN_HELP);
   const target = oneOf(v.target, "--target", ["in-process", "llama-server", "external"] as const);
-  const trials = intFlag(v.trials, "--trials", "--trials 5");
+  const trials = intFlag(v.trials, "--trials", "--trials 5", 1, LIMITS.trials);
+  const waitForServerMs = durationFlag(
+    v["wait-for-server"],
+    "--wait-for-server",
+    "--wait-for-server 2m",
+    LIMITS.waitMs.max,
+  );
   const outcome = await runPipeline({
     outDir: resolve(v.out ?? "tokengate-results"),
     ...(v.suite ? { suiteFile: resolve(v.suite) } : {}),
@@ -77,6 +88,7 @@ export async function runRunCommand(argv: string[]): Promise<ExitCodeValue> {
     ...(v["server-bin"] ? { serverBin: resolve(v["server-bin"]) } : {}),
     ...(v.url ? { url: v.url } : {}),
     ...(v["api-key-env"] ? { apiKeyEnv: v["api-key-env"] } : {}),
+    ...(waitForServerMs !== undefined ? { waitForServerMs } : {}),
     ...(v.baseline ? { baselinePath: resolve(v.baseline) } : {}),
     ...(trials ? { trials } : {}),
     ...(v.quiet ? { quiet: true } : {}),

@@ -17,6 +17,11 @@ export interface RunConfig {
   url?: string;
   /** Environment variable holding the external server's API key. Default TOKENGATE_API_KEY. */
   apiKeyEnv?: string;
+  /**
+   * external: how long refused connections are retried (a server still starting), in ms. Default: the suite's
+   * `target.waitForServerMs`, else a few seconds (REFUSED_GRACE_MS in src/target/external.ts).
+   */
+  waitForServerMs?: number;
   /** A results file or baseline file/folder to compare with. */
   baselinePath?: string;
   /** Where results.json, records.ndjson, report.md (and the server log) go. */

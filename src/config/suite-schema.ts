@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { parseFraction } from "../analysis/policy.js";
+import { amount, atMost, count, LIMITS } from "./limits.js";
 
 /**
  * The suite file (YAML or JSON). Validated with zod (chosen because the same schema gives TypeScript types, precise
@@ -26,13 +27,13 @@ const targetExpr = z
 export const requestSchema = z
   .object({
     api: api.default("openai-chat").describe("Default API for requests (openai-chat works on every target)"),
-    maxTokens: z.number().int().positive().default(32).describe("Output tokens per request (fixed output length)"),
+    maxTokens: count("tokens").default(32).describe("Output tokens per request (fixed output length)"),
     ignoreEos: z.boolean().default(true).describe("Generate exactly maxTokens (ignore_eos); shortfalls are reported"),
     temperature: z.number().min(0).default(0),
     seed: z.number().int().optional(),
     cachePrompt: z.boolean().default(false).describe("Let llama-server reuse its prompt cache (false: clean TTFT)"),
-    stallTimeoutMs: z.number().int().positive().default(30_000).describe("A response that goes quiet this long fails"),
-    requestTimeoutMs: z.number().int().positive().default(300_000),
+    stallTimeoutMs: count("timeoutMs").default(30_000).describe("A response that goes quiet this long fails"),
+    requestTimeoutMs: count("timeoutMs").default(300_000),
     extraBody: z.record(z.string(), z.unknown()).optional().describe("Extra JSON fields merged into every request"),
   })
   .strict();
@@ -52,28 +53,31 @@ export const targetSchema = z
       .array(z.string().min(1, { message: "a flag or value cannot be empty" }))
       .default([])
       .describe('Extra llama-server flags, e.g. ["--parallel", "4"]'),
-    threads: z.number().int().positive().optional().describe("CPU threads (default: all cores)"),
-    sequences: z.number().int().positive().optional().describe("in-process: parallel sequences (default 4)"),
-    contextSize: z
-      .number()
-      .int()
-      .positive()
-      .optional()
-      .describe("in-process: context tokens per sequence (default 2048)"),
+    threads: count("threads").optional().describe("CPU threads (default: all cores)"),
+    sequences: count("inFlight").optional().describe("in-process: parallel sequences (default 4)"),
+    contextSize: count("tokens").optional().describe("in-process: context tokens per sequence (default 2048)"),
     batching: z
       .union([
         z.boolean(),
         z
-          .object({ maxBatchSize: z.number().int().positive().optional(), maxWaitMs: z.number().min(0).optional() })
+          .object({ maxBatchSize: count("inFlight").optional(), maxWaitMs: amount("timeoutMs", true).optional() })
           .strict(),
       ])
       .optional()
       .describe("in-process: the seed's request batching (hold new prompts until maxBatchSize or maxWaitMs)"),
     responseCache: z
-      .union([z.boolean(), z.object({ maxEntries: z.number().int().positive().optional() }).strict()])
+      .union([z.boolean(), z.object({ maxEntries: count("requests").optional() }).strict()])
       .optional()
       .describe("in-process: serve repeated temperature-0 requests from a response cache"),
-    readyTimeoutMs: z.number().int().positive().default(120_000),
+    readyTimeoutMs: count("timeoutMs")
+      .default(120_000)
+      .describe("How long a target may take to become ready (a server answering 503 while loading is waited for)"),
+    waitForServerMs: count("waitMs", true)
+      .optional()
+      .describe(
+        "external: how long to keep retrying while nothing listens at the URL (connection refused), for a server that " +
+          "is still starting (default 2500; --wait-for-server overrides)",
+      ),
   })
   .strict();
 
@@ -84,8 +88,8 @@ const common = {
     .optional()
     .describe("Unique test name (default: the kind)"),
   api: api.optional(),
-  maxTokens: z.number().int().positive().optional(),
-  trials: z.number().int().positive().optional().describe("Repeated trials of this test (default: suite trials)"),
+  maxTokens: count("tokens").optional(),
+  trials: count("trials").optional().describe("Repeated trials of this test (default: suite trials)"),
   targets: z.array(targetExpr).default([]),
 };
 
@@ -93,9 +97,9 @@ export const latencyTestSchema = z
   .object({
     kind: z.literal("latency"),
     ...common,
-    promptTokens: z.array(z.number().int().positive()).min(1).default([16, 128, 512]),
-    repetitions: z.number().int().positive().default(5).describe("Measured requests per prompt length"),
-    warmup: z.number().int().min(0).default(2).describe("Unmeasured requests before measuring"),
+    promptTokens: z.array(count("tokens")).min(1).default([16, 128, 512]),
+    repetitions: count("requests").default(5).describe("Measured requests per prompt length"),
+    warmup: count("requests", true).default(2).describe("Unmeasured requests before measuring"),
   })
   .strict();
 
@@ -103,10 +107,10 @@ export const throughputTestSchema = z
   .object({
     kind: z.literal("throughput"),
     ...common,
-    concurrency: z.number().int().positive().default(8).describe("Requests in flight at once"),
-    requests: z.number().int().positive().default(32).describe("Measured requests"),
-    promptTokens: z.number().int().positive().default(64),
-    warmup: z.number().int().min(0).default(4).describe("Unmeasured requests first, sent at the same concurrency"),
+    concurrency: count("inFlight").default(8).describe("Requests in flight at once"),
+    requests: count("requests").default(32).describe("Measured requests"),
+    promptTokens: count("tokens").default(64),
+    warmup: count("requests", true).default(4).describe("Unmeasured requests first, sent at the same concurrency"),
   })
   .strict();
 
@@ -144,21 +148,19 @@ export const taskSchema = z
       .string()
       .optional()
       .describe("A fixed prompt (default: a synthetic prompt of promptTokens, new per request)"),
-    promptTokens: z.number().int().positive().optional(),
-    maxTokens: z.number().int().positive().optional(),
+    promptTokens: count("tokens").optional(),
+    maxTokens: count("tokens").optional(),
   })
   .strict();
 
 const thinkTime = z
-  .union([z.number().min(0), z.tuple([z.number().min(0), z.number().min(0)])])
+  .union([amount("seconds", true), z.tuple([amount("seconds", true), amount("seconds", true)])])
   .describe("Think time after each request, seconds: a constant, or [min, max] drawn uniformly (locust between)");
 
 const loadCommon = {
-  promptTokens: z.number().int().positive().default(64).describe("Prompt length of synthetic prompts (approx. tokens)"),
+  promptTokens: count("tokens").default(64).describe("Prompt length of synthetic prompts (approx. tokens)"),
   tasks: z.array(taskSchema).min(1).optional().describe("Weighted request mix (default: one task of the test's api)"),
-  drainTimeoutS: z
-    .number()
-    .positive()
+  drainTimeoutS: amount("seconds")
     .default(30)
     .describe("At a graceful stop, in-flight requests get this long to finish, then are cancelled"),
   slo: sloSchema.optional(),
@@ -171,14 +173,12 @@ const arrivalFields = {
     .describe("Open loop inter-arrival times: constant, Poisson (exponential), or gamma (burstiness)"),
   burstiness: z.number().positive().optional().describe("gamma: shape k (vLLM's burstiness; < 1 burstier, 1 Poisson)"),
   cv: z.number().positive().optional().describe("gamma: coefficient of variation of the gaps (k = 1/cv^2)"),
-  maxConcurrency: z.number().int().positive().optional().describe("Open loop: cap on requests in flight"),
+  maxConcurrency: count("inFlight").optional().describe("Open loop: cap on requests in flight"),
   whenFull: z
     .enum(["queue", "drop"])
     .default("queue")
     .describe("Open loop at the cap: queue the arrival (it starts late: lag) or drop it (counted)"),
-  lateMs: z
-    .number()
-    .positive()
+  lateMs: amount("timeoutMs")
     .default(10)
     .describe("Open loop: a request sent this much after its intended start is late"),
 };
@@ -188,10 +188,30 @@ const stepFields = {
     .enum(["concurrency", "rate"])
     .default("concurrency")
     .describe("Closed-loop users, or open-loop arrivals/s"),
-  stepDurationS: z.number().positive().default(10).describe("Measured seconds per step"),
-  stepWarmupS: z.number().min(0).default(2).describe("Unmeasured seconds at the step's load before measuring"),
+  stepDurationS: amount("seconds").default(10).describe("Measured seconds per step"),
+  stepWarmupS: amount("seconds", true).default(2).describe("Unmeasured seconds at the step's load before measuring"),
   thinkTimeS: thinkTime.default(0),
 };
+
+/**
+ * With `variable: concurrency` a load is a number of users, each holding a connection: the in-flight bound applies to
+ * the loads too (a rate of 10 000 arrivals/s is fine; 10 000 users are not).
+ */
+function boundUserLoads(
+  t: { variable: "concurrency" | "rate"; steps?: number[]; range?: { stop: number }; start?: number; max?: number },
+  ctx: z.core.$RefinementCtx,
+): void {
+  if (t.variable !== "concurrency") return;
+  const check = (value: number | undefined, path: PropertyKey[]) => {
+    if (value !== undefined && value > LIMITS.inFlight.max) {
+      ctx.addIssue({ code: "custom", path, input: value, message: `${atMost("inFlight")} (variable: concurrency)` });
+    }
+  };
+  for (const [i, v] of (t.steps ?? []).entries()) check(v, ["steps", i]);
+  check(t.range?.stop, ["range", "stop"]);
+  check(t.start, ["start"]);
+  check(t.max, ["max"]);
+}
 
 export const rampTestSchema = z
   .object({
@@ -200,9 +220,9 @@ export const rampTestSchema = z
     ...loadCommon,
     ...stepFields,
     ...arrivalFields,
-    steps: z.array(z.number().positive()).min(1).optional().describe("Loads to step through (default [1, 2, 4, 8])"),
+    steps: z.array(amount("rate")).min(1).optional().describe("Loads to step through (default [1, 2, 4, 8])"),
     range: z
-      .object({ start: z.number().positive(), stop: z.number().positive(), step: z.number().positive() })
+      .object({ start: amount("rate"), stop: amount("rate"), step: amount("rate") })
       .strict()
       .optional()
       .describe("Instead of steps: start, start+step, ... up to stop (the seed's range(step, max + 1, step))"),
@@ -212,7 +232,8 @@ export const rampTestSchema = z
       .default(true)
       .describe("Stop when latency and in-flight rise but throughput does not"),
   })
-  .strict();
+  .strict()
+  .superRefine(boundUserLoads);
 
 export const maxLoadTestSchema = z
   .object({
@@ -222,8 +243,8 @@ export const maxLoadTestSchema = z
     ...stepFields,
     ...arrivalFields,
     slo: sloSchema.default({ e2eMs: 1000, percentile: 95, maxErrorRate: 0.01 }),
-    start: z.number().positive().default(1).describe("First load probed; doubled until a probe misses the SLO"),
-    max: z.number().positive().default(256).describe("Highest load probed"),
+    start: amount("rate").default(1).describe("First load probed; doubled until a probe misses the SLO"),
+    max: amount("rate").default(256).describe("Highest load probed"),
     tolerance: z
       .number()
       .positive()
@@ -231,20 +252,23 @@ export const maxLoadTestSchema = z
       .default(0.1)
       .describe("Bisect until the failing load is within this fraction of the passing one (concurrency: at least 1)"),
     confirm: z.boolean().default(true).describe("Repeat the boundary probe; a failed repeat moves the boundary down"),
-    maxProbes: z.number().int().positive().default(16).describe("Bound on probes (time)"),
+    maxProbes: count("probes").default(16).describe("Bound on probes (time)"),
   })
-  .strict();
+  .strict()
+  .superRefine(boundUserLoads);
 
 export const stressTestSchema = z
   .object({
     kind: z.literal("stress"),
     ...common,
     ...loadCommon,
-    users: z.number().int().positive().default(20).describe("Virtual users (locust -u)"),
-    spawnRate: z.number().positive().optional().describe("Users started per second (locust -r); default: all at once"),
-    durationS: z.number().positive().default(60).describe("Measured seconds (locust -t)"),
-    warmupS: z.number().min(0).default(0).describe("Unmeasured seconds first (user ramp-up falls in it if shorter)"),
-    iterations: z.number().int().positive().optional().describe("Requests per user (ends earlier than durationS)"),
+    users: count("inFlight").default(20).describe("Virtual users (locust -u)"),
+    spawnRate: amount("rate").optional().describe("Users started per second (locust -r); default: all at once"),
+    durationS: amount("seconds").default(60).describe("Measured seconds (locust -t)"),
+    warmupS: amount("seconds", true)
+      .default(0)
+      .describe("Unmeasured seconds first (user ramp-up falls in it if shorter)"),
+    iterations: count("requests").optional().describe("Requests per user (ends earlier than durationS)"),
     thinkTimeS: thinkTime.default([1, 3]),
     tasks: z
       .array(taskSchema)
@@ -263,14 +287,12 @@ export const openLoopTestSchema = z
     ...common,
     ...loadCommon,
     ...arrivalFields,
-    rate: z.number().positive().default(4).describe("Mean arrivals per second"),
-    durationS: z.number().positive().default(30).describe("Measured seconds of the schedule"),
-    requests: z.number().int().positive().optional().describe("Measured arrivals (ends earlier than durationS)"),
-    warmupS: z.number().min(0).default(2).describe("Unmeasured seconds of the same schedule first"),
-    warmupRequests: z.number().int().min(0).optional().describe("Or: unmeasured arrivals first"),
-    spinUs: z
-      .number()
-      .min(0)
+    rate: amount("rate").default(4).describe("Mean arrivals per second"),
+    durationS: amount("seconds").default(30).describe("Measured seconds of the schedule"),
+    requests: count("requests").optional().describe("Measured arrivals (ends earlier than durationS)"),
+    warmupS: amount("seconds", true).default(2).describe("Unmeasured seconds of the same schedule first"),
+    warmupRequests: count("requests", true).optional().describe("Or: unmeasured arrivals first"),
+    spinUs: amount("timeoutMs", true)
       .default(1000)
       .describe("The dispatcher spins (instead of sleeping on a ~1 ms timer) this close to an intended start"),
   })
@@ -309,19 +331,19 @@ export const scalingTestSchema = z
       ),
     throughput: z
       .object({
-        concurrency: z.number().int().positive().default(8).describe("Requests in flight at once"),
-        requests: z.number().int().positive().default(32).describe("Measured requests per configuration"),
-        promptTokens: z.number().int().positive().default(128),
-        warmup: z.number().int().min(0).default(4).describe("Unmeasured requests first, at the same concurrency"),
+        concurrency: count("inFlight").default(8).describe("Requests in flight at once"),
+        requests: count("requests").default(32).describe("Measured requests per configuration"),
+        promptTokens: count("tokens").default(128),
+        warmup: count("requests", true).default(4).describe("Unmeasured requests first, at the same concurrency"),
       })
       .strict()
       .default({ concurrency: 8, requests: 32, promptTokens: 128, warmup: 4 })
       .describe("The throughput phase run on every configuration"),
     latency: z
       .object({
-        promptTokens: z.number().int().positive().default(128),
-        repetitions: z.number().int().min(0).default(5).describe("Measured single requests (0: no latency phase)"),
-        warmup: z.number().int().min(0).default(1),
+        promptTokens: count("tokens").default(128),
+        repetitions: count("requests", true).default(5).describe("Measured single requests (0: no latency phase)"),
+        warmup: count("requests", true).default(1),
       })
       .strict()
       .default({ promptTokens: 128, repetitions: 5, warmup: 1 })
@@ -378,7 +400,13 @@ export const policySchema = z
       .lt(1)
       .optional()
       .describe("Power at which a verdict states the smallest change it would have detected (default 0.95)"),
-    minTrials: z.number().int().min(2).optional().describe("Fewer trials a side is inconclusive (default 5)"),
+    minTrials: z
+      .number()
+      .int()
+      .min(2)
+      .max(LIMITS.trials.max, atMost("trials"))
+      .optional()
+      .describe("Fewer trials a side is inconclusive (default 5)"),
     runNoise: fraction(2, "Assumed run-to-run noise (default 3% with a GPU, 30% without)").optional(),
     runNoiseDf: z.number().min(0).max(1000).optional().describe("Degrees of freedom runNoise counts as (default 4)"),
     busyMachine: fraction(
@@ -433,10 +461,7 @@ export const suiteSchema = z
       stallTimeoutMs: 30_000,
       requestTimeoutMs: 300_000,
     }),
-    trials: z
-      .number()
-      .int()
-      .positive()
+    trials: count("trials")
       .optional()
       .describe(
         "Repeated trials per test (default: 5 for latency and throughput, the kinds a baseline gates, which is policy.minTrials; 1 for the time-bound load and scaling kinds)",

@@ -23,8 +23,16 @@ export interface ExternalTargetOptions {
   apiKeyEnv?: string;
   /** The `model` field for OpenAI requests. Default: the first id at `/v1/models`. */
   modelName?: string;
-  /** How long the server may take to answer at start. Default 30 000 ms. */
+  /** How long the server may take to be ready at start (while it answers, e.g. HTTP 503 loading). Default 30 000 ms. */
   readyTimeoutMs?: number;
+  /**
+   * How long to keep retrying while nothing listens at the URL (connection refused, host not found): for a server that
+   * is still starting. Default REFUSED_GRACE_MS (a few seconds), so a wrong address fails fast instead of waiting out
+   * readyTimeoutMs. When longer than readyTimeoutMs, the whole wait may take this long.
+   */
+  waitForServerMs?: number;
+  /** A line every few seconds while waiting (`waiting for URL: HTTP 503 (loading), 6 s`). Default: stderr. */
+  onWaiting?: (line: string) => void;
   /** Token ids to ban (only known when tokengate made the model). Default none. */
   bannedTokenIds?: number[];
   /** Where to read the key from. Default `process.env` (tests pass their own). */
@@ -32,6 +40,11 @@ export interface ExternalTargetOptions {
 }
 
 export const DEFAULT_API_KEY_ENV = "TOKENGATE_API_KEY";
+/**
+ * How long refused connections are retried without --wait-for-server. Long enough for a server that is just binding
+ * its port (and a restart of a few hundred ms), short enough that a wrong address is an error in seconds.
+ */
+export const REFUSED_GRACE_MS = 2500;
 const URL_EXAMPLE = "--url http://127.0.0.1:8080";
 
 /**
@@ -60,6 +73,13 @@ export function normalizeServerUrl(raw: string, subject = "--url"): string {
   }
   const path = u.pathname.replace(/\/+$/, "").replace(/\/v1$/, "");
   return `${u.protocol}//${u.host}${path}`;
+}
+
+/** `host:port` of a base URL, with the scheme's default port written out (`127.0.0.1:1`, `example.test:443`). */
+export function serverAddress(baseUrl: string): string {
+  const u = new URL(baseUrl);
+  // URL.hostname keeps the brackets of an IPv6 address ([::1]).
+  return `${u.hostname}:${u.port || (u.protocol === "https:" ? "443" : "80")}`;
 }
 
 function readApiKey(envName: string | undefined, env: NodeJS.ProcessEnv): { name: string; key: string | undefined } {
@@ -174,7 +194,12 @@ class ExternalTarget implements Target {
         return { ready: true, detail: "/health HTTP 200" };
       }
       // 503 is llama-server (and others) still loading the model.
-      return { ready: false, detail: `/v1/models HTTP ${models.status}, /health HTTP ${health.status}` };
+      const loading = (status: number) => `HTTP ${status}${status === 503 ? " (loading)" : ""}`;
+      const detail =
+        models.status === health.status
+          ? loading(health.status)
+          : `/v1/models HTTP ${models.status}, /health ${loading(health.status)}`;
+      return { ready: false, detail };
     } catch (err) {
       if (err instanceof BadInputError) throw err;
       return probeFailure(err);
@@ -184,8 +209,32 @@ class ExternalTarget implements Target {
   private async doStart(signal?: AbortSignal): Promise<Endpoint> {
     if (this.stopped)
       throw new CouldNotRunError("external target was stopped before it started", { subject: this.baseUrl });
-    const timeoutMs = this.opts.readyTimeoutMs ?? 30_000;
-    const result = await pollUntilReady((ms, s) => this.probe(ms, s), { timeoutMs, signal });
+    const readyMs = this.opts.readyTimeoutMs ?? 30_000;
+    const refusedForMs = this.opts.waitForServerMs ?? REFUSED_GRACE_MS;
+    // Asked to wait for a server that is starting: the whole wait may take that long. The default grace never
+    // lengthens the readiness deadline.
+    const timeoutMs = this.opts.waitForServerMs === undefined ? readyMs : Math.max(readyMs, refusedForMs);
+    const onWaiting = this.opts.onWaiting ?? ((line: string) => process.stderr.write(`tokengate: ${line}\n`));
+    const result = await pollUntilReady((ms, s) => this.probe(ms, s), {
+      timeoutMs,
+      refusedForMs,
+      signal,
+      onWaiting: (detail, elapsedMs) =>
+        onWaiting(`waiting for ${this.baseUrl}: ${redact(detail)}, ${Math.round(elapsedMs / 1000)} s`),
+    });
+    if (!result.ready && result.refused) {
+      const waited = `retried for ${(result.elapsedMs / 1000).toFixed(1)} s`;
+      const address = serverAddress(this.baseUrl);
+      const what = result.detail.startsWith("connection refused")
+        ? `connection refused at ${address} (nothing listens there; ${waited})`
+        : `${result.detail}: ${address} (${waited})`;
+      throw new CouldNotRunError(what, {
+        subject: "--url",
+        hint:
+          `start the server first and check the address, e.g. ${URL_EXAMPLE}; for a server that is still starting, ` +
+          "wait for it with --wait-for-server 2m (in the suite: target.waitForServerMs: 120000)",
+      });
+    }
     if (!result.ready) {
       throw new CouldNotRunError(
         `no answer from ${this.baseUrl} within ${Math.round(timeoutMs / 1000)} s (last: ${redact(result.detail)})`,

@@ -73,12 +73,21 @@ export interface ProbeOutcome {
   detail: string;
   /** Nothing answered within the probe's time (see pollUntilReady: such a probe does not hide an earlier answer). */
   noAnswer?: boolean;
+  /**
+   * Nothing is there to answer: the connection was refused or the host name does not resolve. Unlike a 503 or a slow
+   * answer, waiting helps only when a server is still starting (see PollOptions.refusedForMs).
+   */
+  refused?: boolean;
 }
 
-/** A failed probe as a not-ready outcome, marking the ones that timed out. */
+/** A failed probe as a not-ready outcome, marking the ones that timed out and the ones nothing was there to answer. */
 export function probeFailure(err: unknown): ProbeOutcome {
   const detail = describeProbeError(err);
-  return detail === NO_ANSWER ? { ready: false, detail, noAnswer: true } : { ready: false, detail };
+  if (detail === NO_ANSWER) return { ready: false, detail, noAnswer: true };
+  const e = err as { code?: string; cause?: { code?: string } };
+  const code = e.code ?? e.cause?.code;
+  if (code === "ECONNREFUSED" || code === "ENOTFOUND") return { ready: false, detail, refused: true };
+  return { ready: false, detail };
 }
 
 /**
@@ -115,11 +124,19 @@ export interface PollOptions {
   /** First wait between probes; doubles up to `maxDelayMs`. Defaults 50 ms and 1000 ms. */
   initialDelayMs?: number;
   maxDelayMs?: number;
+  /**
+   * Give up once every probe for this long has been refused (ProbeOutcome.refused): nothing listens at the address, so
+   * the full deadline would only delay the error. The result then has `refused: true`. Default: wait to the deadline.
+   */
+  refusedForMs?: number;
+  /** Called about every `waitingEveryMs` (default 3000) while not ready, with the last detail and the time waited. */
+  onWaiting?: (detail: string, elapsedMs: number) => void;
+  waitingEveryMs?: number;
 }
 
 export type PollResult =
   | { ready: true; detail: string; elapsedMs: number }
-  | { ready: false; detail: string; elapsedMs: number };
+  | { ready: false; detail: string; elapsedMs: number; refused?: boolean };
 
 /**
  * Calls `probe` until it reports ready or the deadline passes (resolves `{ready:false}` with the last detail; the caller
@@ -144,6 +161,10 @@ export async function pollUntilReady(
   const maxDelay = opts.maxDelayMs ?? 1000;
   let detail = "no probe answered yet";
   let lastAnswer: string | undefined;
+  /** When the current run of refused probes began (relative to `started`); undefined after any other outcome. */
+  let refusedSince: number | undefined;
+  const waitingEvery = opts.waitingEveryMs ?? 3000;
+  let nextWaitingAt = waitingEvery;
   const check = () => {
     if (hasFailed) throw failed;
     opts.signal?.throwIfAborted();
@@ -156,12 +177,21 @@ export async function pollUntilReady(
       if (remaining <= 0) return { ready: false, detail, elapsedMs: elapsed };
       const outcome = await probe(Math.max(1, Math.ceil(Math.min(remaining, 5000))), signal);
       check();
+      refusedSince = outcome.refused ? (refusedSince ?? elapsed) : undefined;
       // The last probe before the deadline gets only the time that is left and may time out; an earlier answer (HTTP
       // 503 while loading) says more about why the server is not ready, so it stays in the detail.
       if (outcome.noAnswer && lastAnswer !== undefined) detail = `${lastAnswer}; the last probe got no answer in time`;
       else detail = outcome.detail;
       if (!outcome.noAnswer) lastAnswer = outcome.detail;
       if (outcome.ready) return { ready: true, detail, elapsedMs: performance.now() - started };
+      const now = performance.now() - started;
+      if (refusedSince !== undefined && opts.refusedForMs !== undefined && now - refusedSince >= opts.refusedForMs) {
+        return { ready: false, detail, elapsedMs: now, refused: true };
+      }
+      if (opts.onWaiting && now >= nextWaitingAt) {
+        opts.onWaiting(detail, now);
+        while (nextWaitingAt <= now) nextWaitingAt += waitingEvery;
+      }
       const wait = Math.min(delay, Math.max(0, opts.timeoutMs - (performance.now() - started)));
       try {
         await sleep(wait, undefined, { signal });

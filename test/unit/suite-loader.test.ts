@@ -86,6 +86,36 @@ describe("suite files", () => {
     expect(missing.hint).toContain("--suite");
   });
 
+  it("keeps ordinary YAML anchors (the alias limit is for files that expand aliases of aliases)", () => {
+    const f = suiteFile(
+      "anchors.yml",
+      [
+        "tests:",
+        "  - kind: ramp",
+        "    steps: [1, 2]",
+        "    slo: &strict { e2eMs: 500 }",
+        "  - kind: stress",
+        "    slo: *strict",
+        "  - kind: open-loop",
+        "    slo: *strict",
+        "",
+      ].join("\n"),
+    );
+    const { suite } = loadSuite(f);
+    expect(suite.tests.map((t) => ("slo" in t ? t.slo?.e2eMs : undefined))).toEqual([500, 500, 500]);
+  });
+
+  it("target expressions are parsed at load: a good suite keeps them as written", () => {
+    const { suite } = loadSuite(
+      suiteFile(
+        "targets-ok.yml",
+        'tests:\n  - kind: throughput\n    targets: ["requests_per_s > 1", "ttft_s < 0.5"]\ntargets: [error_rate < 1%]\n',
+      ),
+    );
+    expect(suite.targets).toEqual(["error_rate < 1%"]);
+    expect(suite.tests[0]!.targets).toHaveLength(2);
+  });
+
   it("rejects two tests with the same name", () => {
     const e = errorOf(() => loadSuite(suiteFile("dup.yml", "tests:\n  - kind: latency\n  - kind: latency\n")));
     expect(e.message).toContain('"latency" is used twice');

@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { createExternalTarget, normalizeServerUrl } from "../../src/target/external.js";
+import { createExternalTarget, normalizeServerUrl, serverAddress } from "../../src/target/external.js";
 import { pollUntilReady } from "../../src/target/health.js";
 import { checkServerFlags, logTail } from "../../src/target/llama-server.js";
 import { assertPortUsable } from "../../src/target/port.js";
@@ -58,6 +58,15 @@ describe("normalizeServerUrl", () => {
       // The password must not be echoed back.
       expect((e as BadInputError).userMessage()).not.toContain("pw@");
     }
+  });
+});
+
+describe("serverAddress", () => {
+  it("writes host:port, with the scheme's default port and IPv6 brackets", () => {
+    expect(serverAddress("http://127.0.0.1:1")).toBe("127.0.0.1:1");
+    expect(serverAddress("http://example.test")).toBe("example.test:80");
+    expect(serverAddress("https://example.test/llm")).toBe("example.test:443");
+    expect(serverAddress("http://[::1]:8080")).toBe("[::1]:8080");
   });
 });
 
@@ -212,6 +221,64 @@ describe("pollUntilReady", () => {
     const p = pollUntilReady(async () => ({ ready: false, detail: "refused" }), { timeoutMs: 600_000, failFast });
     setTimeout(() => fail(boom), 20);
     await expect(p).rejects.toBe(boom);
+  });
+
+  it("gives up on probes refused for refusedForMs in a row, and keeps waiting on answers (HTTP 503)", async () => {
+    let calls = 0;
+    const refused = await pollUntilReady(
+      async () => {
+        calls++;
+        return { ready: false, detail: "connection refused (nothing listening yet)", refused: true };
+      },
+      { timeoutMs: 600_000, refusedForMs: 40, initialDelayMs: 5, maxDelayMs: 10 },
+    );
+    expect(refused).toMatchObject({ ready: false, refused: true, detail: expect.stringContaining("refused") });
+    expect(calls).toBeGreaterThan(1);
+    // An answer (HTTP 503) between refusals starts the refused run again: the server was there (it may be restarting).
+    // Here every other probe is refused; each refused run is one probe long (no sleep inside it), while the whole wait
+    // takes at least 29 sleeps of 5 ms, longer than refusedForMs: without the restart it would give up.
+    let n = 0;
+    const mixed = await pollUntilReady(
+      async () => {
+        n++;
+        if (n >= 30) return { ready: true, detail: "ok" };
+        return n % 2 === 0
+          ? { ready: false, detail: "HTTP 503 (loading)" }
+          : { ready: false, detail: "connection refused", refused: true };
+      },
+      { timeoutMs: 600_000, refusedForMs: 50, initialDelayMs: 5, maxDelayMs: 5 },
+    );
+    expect(mixed.elapsedMs).toBeGreaterThanOrEqual(50);
+    expect(mixed.ready).toBe(true);
+    // Without refusedForMs a refused probe is one more not-ready answer (llama-server's own wait keeps that).
+    const plain = await pollUntilReady(async () => ({ ready: false, detail: "refused", refused: true }), {
+      timeoutMs: 60,
+      initialDelayMs: 5,
+    });
+    expect(plain).toMatchObject({ ready: false });
+    expect("refused" in plain && plain.refused).toBeFalsy();
+  });
+
+  it("says how long it has waited about every waitingEveryMs, with the last detail", async () => {
+    const lines: Array<[string, number]> = [];
+    let calls = 0;
+    const r = await pollUntilReady(
+      async () => (++calls < 25 ? { ready: false, detail: "HTTP 503 (loading)" } : { ready: true, detail: "ok" }),
+      {
+        timeoutMs: 600_000,
+        initialDelayMs: 2,
+        maxDelayMs: 4,
+        waitingEveryMs: 20,
+        onWaiting: (detail, ms) => lines.push([detail, ms]),
+      },
+    );
+    expect(r.ready).toBe(true);
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.every(([d]) => d === "HTTP 503 (loading)")).toBe(true);
+    // One line per period at most (not one per probe: 24 probes were not ready).
+    expect(lines.length).toBeLessThanOrEqual(Math.floor(r.elapsedMs / 20));
+    expect(lines.length).toBeLessThan(24);
+    expect(lines[0]![1]).toBeGreaterThanOrEqual(20);
   });
 
   it("rejects with the abort reason", async () => {
