@@ -25,6 +25,7 @@ import { renderMarkdown } from "./report/markdown.js";
 import { writeJsonAtomic, writeTextAtomic } from "./report/write.js";
 import type { TestContext } from "./suite/context.js";
 import { plannedRequests, runTest, testName, trialsFor } from "./suite/index.js";
+import { probeResetFor } from "./suite/probe-reset.js";
 import { llamaServerRestarter, type RestartTarget } from "./suite/scaling.js";
 import { createTarget, llamaServerOptions, planTarget } from "./target/index.js";
 import type { Endpoint, Target } from "./target/types.js";
@@ -224,6 +225,7 @@ class MeasureSession {
         rng: this.rng,
         signal: this.stop.signal,
         onRequestDone: (done) => progress.update(done),
+        probeReset: probeResetFor(this.target.kind),
       };
       // llama-server /metrics counter deltas and /slots samples over the test (nothing for servers without them).
       // Not for `scaling`: it measures servers of its own, and the run's server sits idle meanwhile.

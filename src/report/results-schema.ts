@@ -159,6 +159,7 @@ const analysis = z.object({
         "speculative",
         "aborted",
         "busy-machine",
+        "drift",
       ]),
       severity: z.enum(["high", "medium", "low"]),
       title: z.string(),
