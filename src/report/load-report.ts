@@ -91,12 +91,12 @@ function resetLine(r: ResetSummary | undefined): string | undefined {
         : r.idleUnknown > 0
           ? ` Idle at the start of ${f(r.probes - r.idleUnknown)} of ${f(r.probes)} probes (unknown for the others).`
           : " Every probe started on an idle server.";
-  const problem = r.firstProblem ? ` First problem: ${esc(r.firstProblem, { maxLength: 300 })}.` : "";
+  const why = r.firstProblem ? ` (${esc(r.firstProblem.replace(/^not reset: /, ""), { maxLength: 300 })})` : "";
   if (r.reset === r.probes)
     return `Server state between probes: reset before each of the ${f(r.probes)} probes (${esc(r.method)}).${idle}`;
   if (r.reset === 0)
-    return `⚠️ Server state between probes: **not reset**; a probe may inherit the KV cache and queue the previous one left.${problem}${idle}`;
-  return `⚠️ Server state between probes: reset before ${f(r.reset)} of ${f(r.probes)} probes (${esc(r.method)}).${problem}${idle}`;
+    return `⚠️ Server state between probes: **not reset**${why}: a probe may inherit the KV cache and queue the previous one left.${idle}`;
+  return `⚠️ Server state between probes: reset before only ${f(r.reset)} of ${f(r.probes)} probes (${esc(r.method)}); first problem${why}.${idle}`;
 }
 
 function searchSummary(
@@ -141,7 +141,7 @@ function searchSummary(
 /** A drifted search: no boundary, both probes' figures. The SLO lines are built from numbers only (evaluateSlo). */
 function driftText(d: NonNullable<SearchRecord["drift"]>, variable: string, unit: string, trial: string): string {
   const probe = (p: typeof d.first) =>
-    `${p.pass ? "met" : "missed"} the SLO (worst ratio ${Number.isFinite(p.ratio) ? f(p.ratio) : "∞"}${p.slo ? `; ${esc(p.slo, { maxLength: 200 })}` : ""})`;
+    `${p.pass ? "met" : "missed"} the SLO (worst ratio ${Number.isFinite(p.ratio) ? f(p.ratio) : "∞"}${p.slo ? `; ${esc(p.slo.replace(/^(met|missed): /, ""), { maxLength: 200 })}` : ""})`;
   const apart = Number.isFinite(d.difference) ? `${f(100 * d.difference)}% apart` : "not comparable";
   const bracket =
     d.bracket.maxPassing !== undefined || d.bracket.minFailing !== undefined
