@@ -348,6 +348,9 @@ export async function runMaxLoadTest(ctx: TestContext, test: MaxLoadTest, trials
     searches.push(searchRecord(trial, outcome, labels, trialRuns));
   }
   const steps: StepDigest[] = runs.map((r) => r.digest);
+  // Every trial drifted: the metric is there with no value (NaN, null in JSON), so a target on it warns "no value
+  // measured" and a baseline comparison "no value in this run" (an absent metric would make a target a bad suite).
+  const perTrial = searches.length && !sustainable.length ? [Number.NaN] : sustainable;
   return assembleLoadSteps(ctx, {
     kind: "max-load",
     variable: test.variable,
@@ -370,7 +373,7 @@ export async function runMaxLoadTest(ctx: TestContext, test: MaxLoadTest, trials
         steps.map((d) => d.reset),
       ),
     },
-    sustainable,
+    sustainable: perTrial,
   });
 }
 
