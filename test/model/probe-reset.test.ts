@@ -1,6 +1,9 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { evaluateTarget, parseTarget } from "../../src/analysis/targets.js";
@@ -9,6 +12,7 @@ import { maxLoadTestSchema, rampTestSchema, requestSchema } from "../../src/conf
 import { nowNs } from "../../src/measure/clock.js";
 import type { RequestRecord } from "../../src/measure/record.js";
 import { RecordSink } from "../../src/measure/record-sink.js";
+import { runPipeline } from "../../src/pipeline.js";
 import { renderLoadSections } from "../../src/report/load-report.js";
 import type { TestContext } from "../../src/suite/context.js";
 import type { StepDigest } from "../../src/suite/load-common.js";
@@ -22,6 +26,7 @@ import {
 import { runRampTest } from "../../src/suite/ramp.js";
 import { createInProcessTarget } from "../../src/target/in-process/target.js";
 import { createLlamaServerTarget } from "../../src/target/llama-server.js";
+import { freePort } from "../../src/target/port.js";
 import type { Endpoint, Target } from "../../src/target/types.js";
 import { createRng } from "../../src/util/rng.js";
 import { findLlamaServerForTests, tinyModel } from "../helpers/models.js";
@@ -301,6 +306,85 @@ describe("probe resets against the in-process target", () => {
     } finally {
       await t.stop();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("through the pipeline (the run's context provides the reset)", () => {
+  const RAMP = `name: probe-reset
+request: { maxTokens: 16, api: openai-chat }
+tests:
+  - kind: ramp
+    steps: [1, 2]
+    stepDurationS: 1
+    stepWarmupS: 0.2
+    drainTimeoutS: 10
+    promptTokens: 16
+`;
+  const dir = mkdtempSync(join(tmpdir(), "tokengate-probe-reset-pipeline-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const suiteFile = join(dir, "ramp.yml");
+  writeFileSync(suiteFile, RAMP);
+
+  it("llama-server target: every step of a ramp starts after a slot erase", async () => {
+    const out = join(dir, "llama");
+    const outcome = await runPipeline(
+      {
+        suiteFile,
+        target: "llama-server",
+        modelPath: await tinyModel(),
+        serverBin: await findLlamaServerForTests(),
+        outDir: out,
+        quiet: true,
+      },
+      { log: () => {} },
+    );
+    const ramp = outcome.results.tests[0]!;
+    expect(ramp.extra!.stateReset).toMatchObject({ canReset: true, probes: 2, reset: 2, notIdle: 0 });
+    for (const s of ramp.extra!.steps as StepDigest[]) expect(s.reset).toMatchObject({ reset: true, idle: true });
+  });
+
+  it("an external llama-server started without --slot-save-path: idle is waited for, the reset refused and said", async () => {
+    const port = await freePort();
+    // Started here with argv (no shell), as a user would run it: no --slot-save-path, so slot actions answer 501.
+    const child = spawn(
+      await findLlamaServerForTests(),
+      ["-m", await tinyModel(), "--host", "127.0.0.1", "--port", String(port), "-t", "1", "--metrics"],
+      { stdio: "ignore" },
+    );
+    try {
+      const url = `http://127.0.0.1:${port}`;
+      for (let i = 0; ; i++) {
+        const ok = await request(`${url}/health`)
+          .then(async (r) => {
+            await r.body.text();
+            return r.statusCode === 200;
+          })
+          .catch(() => false);
+        if (ok) break;
+        if (i > 200) throw new Error("the external llama-server did not become healthy in 20 s");
+        await sleep(100);
+      }
+      const outcome = await runPipeline(
+        { suiteFile, target: "external", url, outDir: join(dir, "external"), quiet: true },
+        { log: () => {} },
+      );
+      const ramp = outcome.results.tests[0]!;
+      const summary = ramp.extra!.stateReset as Record<string, unknown>;
+      expect(summary).toMatchObject({ canReset: true, probes: 2, reset: 0, notIdle: 0, idleUnknown: 0 });
+      expect(summary.firstProblem).toMatch(
+        /^not reset: erase failed for slot 0: HTTP 501 \(This server does not support slots action/,
+      );
+      expect(summary.firstProblem).toContain(
+        "(llama-server refuses slot actions unless started with --slot-save-path)",
+      );
+      expect(summary.firstProblem).toContain("; all slots idle");
+      expect(readFileSync(join(dir, "external", "report.md"), "utf8")).toContain(
+        "⚠️ Server state between probes: **not reset** (erase failed for slot 0: HTTP 501",
+      );
+    } finally {
+      child.kill("SIGTERM");
+      await once(child, "exit");
     }
   });
 });
