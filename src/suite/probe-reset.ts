@@ -67,6 +67,11 @@ export interface ProbeResetOptions {
 const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 const DEFAULT_POLL_MS = 100;
 
+/** `0.5`, `30`: the wait as the user would set it. */
+function seconds(ms: number): string {
+  return String(Number((ms / 1000).toPrecision(2)));
+}
+
 function authHeaders(endpoint: Endpoint): Record<string, string> | undefined {
   return endpoint.apiKey ? { authorization: `Bearer ${endpoint.apiKey}` } : undefined;
 }
@@ -228,7 +233,7 @@ export function llamaSlotsReset(opts: ProbeResetOptions & { external?: boolean }
         return done({ reset: false, detail: `not reset: ${what} has no slots API (${r.why})` });
       }
       const busyNote = first.timedOut
-        ? `still busy after ${(idleTimeoutMs / 1000).toFixed(0)} s of waiting for idle: ${describeBusy(r)}; `
+        ? `still busy after ${seconds(idleTimeoutMs)} s of waiting for idle: ${describeBusy(r)}; `
         : "";
       if (r.source !== "slots") {
         return done({
@@ -301,7 +306,7 @@ export function inProcessIdleWait(opts: ProbeResetOptions = {}): ProbeReset {
           r.source === "none"
             ? `${base}; idle unknown (${r.why})`
             : timedOut
-              ? `${base}; still busy after ${(idleTimeoutMs / 1000).toFixed(0)} s of waiting: ${describeBusy(r)}`
+              ? `${base}; still busy after ${seconds(idleTimeoutMs)} s of waiting: ${describeBusy(r)}`
               : `${base}; scheduler idle`,
       };
     },

@@ -254,6 +254,46 @@ describe("probe resets against a real llama-server (2 slots)", () => {
     expect(md).toContain("No maximum sustainable concurrency: the server's behaviour drifted during the search.");
   });
 
+  it("a server that stays busy: the wait ends at its bound and says what it waited for", async () => {
+    // Four streams looping on two slots keep both slots processing (a request is always queued for a freed slot).
+    const background = new AbortController();
+    const loops = Array.from({ length: 4 }, async (_, u) => {
+      for (let i = 0; !background.signal.aborted; i++) {
+        await client.send(
+          {
+            api: "openai-chat",
+            prompt: `busy ${u} ${i}`,
+            maxTokens: 256,
+            ignoreEos: true,
+            temperature: 0,
+            cachePrompt: false,
+          },
+          { id: 20_000 + u * 1000 + i, test: "busy", scenario: "bg", trial: 0, measured: false },
+          background.signal,
+        );
+      }
+    });
+    try {
+      // Both slots busy before the probe would start.
+      for (let i = 0; (await slots(endpoint)).some((s) => !s.is_processing); i++) {
+        if (i > 100) throw new Error("the background load never filled both slots");
+        await sleep(20);
+      }
+      const o = await probeResetFor("llama-server", { idleTimeoutMs: 500 }).beforeProbe(
+        endpoint,
+        new AbortController().signal,
+      );
+      expect(o.idle).toBe(false);
+      expect(o.detail).toMatch(
+        /^still busy after 0\.5 s of waiting for idle: [12] of 2 slots processing \(GET \/slots\); /,
+      );
+      expect(o.detail).toMatch(/not idle at the probe start: [12] of 2 slots processing/);
+    } finally {
+      background.abort();
+      await Promise.allSettled(loops);
+    }
+  });
+
   it("a llama-server without /slots (--no-slots): waits for idle from /metrics and says it could not reset", async () => {
     const dir = mkdtempSync(join(tmpdir(), "tokengate-probe-reset-"));
     const plain = createLlamaServerTarget({
