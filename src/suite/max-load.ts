@@ -45,9 +45,9 @@ const FAR_RATIO = 0.5;
  * at load average ~6 from other jobs: six repeats of one load spread their e2e p50 by up to 28% (2 users) and 22%
  * (8 users), p95 by up to 41%. A quarter is past that spread for a p50 SLO on all but such a busy machine (which the
  * busy-machine guard flags anyway); a server that needs a quarter more (or less) time for the same load has changed,
- * and a boundary found across the change holds for neither. Erring means "drifted, no boundary": the sustainable
- * metric is then absent (a comparison warns), never a wrong number. Error-rate-only SLOs jump between 0 and a few
- * errors and read as drift on such a repeat.
+ * and a boundary found across the change holds for neither. Erring means "drifted, no boundary": that trial gives no
+ * sustainable value (a target or a comparison on it warns), never a wrong number. Error-rate-only SLOs jump between 0
+ * and a few errors and read as drift on such a repeat.
  */
 export const DRIFT_TOLERANCE = 0.25;
 
