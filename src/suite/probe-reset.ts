@@ -24,7 +24,8 @@ import type { Endpoint, TargetKind } from "../target/types.js";
  * - the in-process target: waits for its scheduler to be idle (GET /tokengate/stats `active`/`queued`) but has no
  *   way to clear what its sequences hold (it reuses the longest cached prefix): "not reset".
  *
- * A later engine may implement ProbeReset by restarting the server; this module never restarts anything.
+ * A later engine may implement ProbeReset by restarting the server (this module never restarts anything); the test
+ * keeps its endpoint and client, so a restart must come back on the same address.
  */
 
 export interface ProbeResetOutcome {
