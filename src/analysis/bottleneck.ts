@@ -346,6 +346,30 @@ export function batchingEfficiency(facts: TestFacts, all: TestFacts[]): { ratio:
   };
 }
 
+/**
+ * A max-load search whose repeat disagreed with the first probe at its load (src/suite/max-load.ts `drift` in
+ * `extra.searches`): one evidence line per drifted trial, both figures. Read leniently (older results have none).
+ */
+function searchDrift(test: TestResult): string[] {
+  if (test.kind !== "max-load" || !Array.isArray(test.extra?.searches)) return [];
+  const lines: string[] = [];
+  for (const s of test.extra.searches as unknown[]) {
+    const d = obj(obj(s)?.drift);
+    if (!d || typeof d.reason !== "string") continue;
+    const sloOf = (p: unknown) => {
+      const v = obj(p)?.slo;
+      return typeof v === "string" ? v : undefined;
+    };
+    const figures = [sloOf(d.first), sloOf(d.repeat)];
+    lines.push(
+      d.reason +
+        (figures[0] && figures[1] ? ` (first: ${figures[0]}; repeat: ${figures[1]})` : "") +
+        (typeof obj(s)?.trial === "number" ? ` [trial ${(obj(s)!.trial as number) + 1}]` : ""),
+    );
+  }
+  return lines;
+}
+
 function findingsForTest(test: TestResult, facts: TestFacts, all: TestFacts[]): Bottleneck[] {
   const out: Bottleneck[] = [];
   const add = (b: Omit<Bottleneck, "test">) => out.push({ test: test.name, ...b });
@@ -361,6 +385,16 @@ function findingsForTest(test: TestResult, facts: TestFacts, all: TestFacts[]): 
         `other work used ${pct(machine.otherShare)} of the ${machine.cpus} CPUs' time (${(machine.otherShare * machine.cpus).toFixed(1)} CPUs; max ${pct(machine.otherShareMax)} over 1 s${machine.stealShare > 0.005 ? `, steal ${pct(machine.stealShare)}` : ""}) while tokengate and its server used ${pct(machine.ownShare)}`,
         `load average ${machine.loadavg1[0].toFixed(2)} at the start, ${machine.loadavg1[1].toFixed(2)} at the end`,
       ],
+    });
+  }
+
+  const drift = searchDrift(test);
+  if (drift.length) {
+    add({
+      kind: "drift",
+      severity: "high",
+      title: "the server behaved differently at the same load during the search: no boundary is reported",
+      evidence: drift,
     });
   }
 

@@ -163,6 +163,15 @@ function recommendationsFor(b: Bottleneck, facts: TestFacts, all: TestFacts[]): 
       });
       break;
     }
+    case "drift":
+      add({
+        knob: "machine",
+        action:
+          "rerun where nothing else runs beside the job; if it drifts there too, the server slows over time at a steady load (thermal throttling, memory growth, a cache filling): read its log and /metrics over the test",
+        why: "a boundary found while the server changed describes no single server",
+        evidence: b.evidence,
+      });
+      break;
     case "busy-machine":
       add({
         knob: "machine",

@@ -16,6 +16,7 @@ import { RESULTS_SCHEMA_VERSION, type Results, type TestResult } from "../measur
 import { startServerSampler } from "../measure/server-metrics.js";
 import type { TestContext } from "../suite/context.js";
 import { plannedRequests, runTest, testName, trialsFor } from "../suite/index.js";
+import { probeResetFor } from "../suite/probe-reset.js";
 import { llamaServerRestarter, type RestartTarget } from "../suite/scaling.js";
 import { createTarget, llamaServerOptions, type TargetPlan } from "../target/index.js";
 import type { Endpoint, Target } from "../target/types.js";
@@ -165,6 +166,7 @@ class MeasureSession {
         rng: this.rng,
         signal: this.stop.signal,
         onRequestDone: (done) => progress.update(done),
+        probeReset: probeResetFor(this.target.kind),
       };
       // llama-server /metrics counter deltas and /slots samples over the test (nothing for servers without them).
       // Not for `scaling`: it measures servers of its own, and the run's server sits idle meanwhile.

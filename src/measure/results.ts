@@ -200,7 +200,8 @@ export type BottleneckKind =
   | "shortfall"
   | "speculative"
   | "aborted"
-  | "busy-machine";
+  | "busy-machine"
+  | "drift";
 
 /** One finding of src/analysis/bottleneck.ts: what limits the server in a test, with the numbers that show it. */
 export interface Bottleneck {

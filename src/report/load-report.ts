@@ -3,7 +3,8 @@ import { formatNumber } from "../analysis/format.js";
 import type { MetricResult, ScenarioResult, TestResult } from "../measure/results.js";
 import type { SelfCheckResult } from "../measure/self-check.js";
 import type { Quantiles, ScheduleDigest, SloOutcome, StepDigest } from "../suite/load-common.js";
-import type { ProbePoint, SearchOutcome } from "../suite/max-load.js";
+import type { SearchRecord } from "../suite/max-load.js";
+import type { ResetSummary } from "../suite/probe-reset.js";
 import { escapeMarkdown as esc } from "./escape.js";
 
 /**
@@ -72,9 +73,30 @@ function stepSections(test: TestResult, extra: Record<string, unknown>): string[
     for (const s of stops)
       out.push("", `⏹️ Stopped early after \`${esc(s.afterStep)}\`: ${esc(s.reason, { maxLength: 400 })}.`);
   }
+  const reset = resetLine(extra.stateReset as ResetSummary | undefined);
+  if (reset) out.push("", reset);
   if (steps.length === 0) return out;
   out.push("", stepTable(steps, variable), ...stepCharts(steps, variable, slo));
   return out;
+}
+
+/** What was done to the server between probes (absent in results written before resets existed). */
+function resetLine(r: ResetSummary | undefined): string | undefined {
+  if (!r || typeof r.probes !== "number" || r.probes === 0) return undefined;
+  const idle =
+    r.notIdle > 0
+      ? ` ⚠️ ${f(r.notIdle)} of ${f(r.probes)} probes started while the server was still busy.`
+      : r.idleUnknown === r.probes
+        ? " Whether the server was idle at each start is unknown."
+        : r.idleUnknown > 0
+          ? ` Idle at the start of ${f(r.probes - r.idleUnknown)} of ${f(r.probes)} probes (unknown for the others).`
+          : " Every probe started on an idle server.";
+  const why = r.firstProblem ? ` (${esc(r.firstProblem.replace(/^not reset: /, ""), { maxLength: 300 })})` : "";
+  if (r.reset === r.probes)
+    return `Server state between probes: reset before each of the ${f(r.probes)} probes (${esc(r.method)}).${idle}`;
+  if (r.reset === 0)
+    return `⚠️ Server state between probes: **not reset**${why}: a probe may inherit the KV cache and queue the previous one left.${idle}`;
+  return `⚠️ Server state between probes: reset before only ${f(r.reset)} of ${f(r.probes)} probes (${esc(r.method)}); first problem${why}.${idle}`;
 }
 
 function searchSummary(
@@ -82,20 +104,24 @@ function searchSummary(
   variable: string,
   slo: Record<string, unknown> | undefined,
 ): string[] {
-  const searches =
-    (extra.searches as Array<SearchOutcome & { trial: number; probes: Array<ProbePoint & { label: string }> }>) ?? [];
+  const searches = (extra.searches as SearchRecord[] | undefined) ?? [];
   const out: string[] = [];
   for (const s of searches) {
     const trial = searches.length > 1 ? ` (trial ${f(s.trial + 1)})` : "";
     const unit = unitOf(variable);
-    const head =
-      s.maxPassing === undefined
+    const head = s.drift
+      ? driftText(s.drift, variable, unit, trial)
+      : s.maxPassing === undefined
         ? `No ${variable} met the SLO${trial}: even ${f(s.probes[s.probes.length - 1]?.load)} ${unit} missed it.`
         : s.end === "all-passed"
           ? `**Maximum sustainable ${variable}${trial}: at least ${f(s.maxPassing)} ${unit}** (every probe up to max passed).`
           : `**Maximum sustainable ${variable}${trial}: ${f(s.maxPassing)} ${unit}**${s.minFailing === undefined ? "" : `; ${f(s.minFailing)} ${unit} misses it`}.`;
     const conf =
-      s.maxPassing === undefined ? "" : s.confirmed ? " Confirmed by a repeat." : " ⚠️ Not confirmed by a repeat.";
+      s.maxPassing === undefined || s.drift
+        ? ""
+        : s.confirmed
+          ? " Confirmed by a repeat."
+          : " ⚠️ Not confirmed by a repeat.";
     const ended =
       s.end === "max-probes"
         ? " ⚠️ The search hit its probe limit before converging."
@@ -110,6 +136,22 @@ function searchSummary(
     );
   }
   return out;
+}
+
+/** A drifted search: no boundary, both probes' figures. The SLO lines are built from numbers only (evaluateSlo). */
+function driftText(d: NonNullable<SearchRecord["drift"]>, variable: string, unit: string, trial: string): string {
+  const probe = (p: typeof d.first) =>
+    `${p.pass ? "met" : "missed"} the SLO (worst ratio ${Number.isFinite(p.ratio) ? f(p.ratio) : "∞"}${p.slo ? `; ${esc(p.slo.replace(/^(met|missed): /, ""), { maxLength: 200 })}` : ""})`;
+  const apart = Number.isFinite(d.difference) ? `${f(100 * d.difference)}% apart` : "not comparable";
+  const bracket =
+    d.bracket.maxPassing !== undefined || d.bracket.minFailing !== undefined
+      ? ` Before the repeat the search stood at ${d.bracket.maxPassing === undefined ? "?" : f(d.bracket.maxPassing)}–${d.bracket.minFailing === undefined ? "?" : f(d.bracket.minFailing)} ${unit}; that is not a boundary.`
+      : "";
+  return (
+    `⚠️ **No maximum sustainable ${variable}${trial}: the server's behaviour drifted during the search.** ` +
+    `At ${f(d.load)} ${unit} the first probe (\`${esc(d.first.label)}\`) ${probe(d.first)}; its repeat (\`${esc(d.repeat.label)}\`) ${probe(d.repeat)}: ` +
+    `${apart}, beyond the ${f(100 * d.tolerance)}% tolerance.${bracket}`
+  );
 }
 
 function q(x: Quantiles | undefined, k: keyof Quantiles): string {

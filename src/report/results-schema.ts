@@ -160,6 +160,7 @@ const analysis = z.object({
         "speculative",
         "aborted",
         "busy-machine",
+        "drift",
       ]),
       severity: z.enum(["high", "medium", "low"]),
       title: z.string(),

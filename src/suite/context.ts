@@ -6,6 +6,7 @@ import type { Endpoint } from "../target/types.js";
 import { BadInputError } from "../util/errors.js";
 import type { Rng } from "../util/rng.js";
 import type { GenerationRequest } from "../workload/request-builder.js";
+import type { ProbeReset } from "./probe-reset.js";
 
 /** Everything a test needs to send requests; built by the pipeline. Tests record, they never format. */
 export interface TestContext {
@@ -19,6 +20,8 @@ export interface TestContext {
   signal: AbortSignal;
   /** Progress: called after every finished request with (done, total). */
   onRequestDone?: (done: number, total: number) => void;
+  /** Puts the server back to an idle, clean state before each load probe (ramp step, max-load probe); see probe-reset.ts. */
+  probeReset?: ProbeReset;
 }
 
 export interface SendArgs {

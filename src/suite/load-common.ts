@@ -15,6 +15,7 @@ import { type OpenLoopOptions, type OpenLoopOutcome, runOpenLoop } from "../work
 import { createTaskPicker, type LoadTask, type ThinkTime } from "../workload/schedulers/tasks.js";
 import type { LoopOutcome, SendFn } from "../workload/schedulers/types.js";
 import { sendAndRecord, type TestContext } from "./context.js";
+import type { ProbeResetOutcome } from "./probe-reset.js";
 
 /**
  * What the load tests (ramp, max-load, stress, open-loop) share: turning suite tasks into requests, driving a closed or
@@ -597,6 +598,8 @@ export interface StepDigest {
   stoppedBy: string;
   drain: LoopOutcome["drain"];
   selfCheck: SelfCheckResult;
+  /** What was done to the server before the step (ramp, max-load): reset and idle, or why not. Absent in older results. */
+  reset?: ProbeResetOutcome;
 }
 
 export function stepLabel(variable: LoadVariable, load: number): string {

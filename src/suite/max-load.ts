@@ -2,6 +2,7 @@ import type { MaxLoadTest } from "../config/suite-schema.js";
 import type { TestResult } from "../measure/results.js";
 import type { TestContext } from "./context.js";
 import { progressCounter, resolveTasks, type SloOutcome, type StepDigest } from "./load-common.js";
+import { NO_RESET_PROVIDED, summarizeResets } from "./probe-reset.js";
 import { assembleLoadSteps, checkLoad, runLoadStep, type StepRun, stepParams } from "./ramp.js";
 
 /**
@@ -16,6 +17,14 @@ import { assembleLoadSteps, checkLoad, runLoadStep, type StepRun, stepParams } f
  * 3. repeat the boundary probe (`confirm`): if the repeat misses, that load becomes the failing end and the search
  *    continues below it (at most twice), so one lucky step cannot set the boundary.
  *
+ * Drift: a repeat is also a test of the server. When a repeat's worst SLO ratio differs from the first probe's at the
+ * same load by more than `driftTolerance` of the larger one (DRIFT_TOLERANCE, 25%), the server behaved differently at
+ * the same load minutes apart (it got slower, or state carried over), so no boundary found with it holds: the search
+ * stops and reports the drift with both figures (`end: "drifted"`, `drift`) instead of a boundary. A pass/fail flip
+ * whose ratios agree within the tolerance (0.97 then 1.03) is noise at the boundary and moves it down as above.
+ * Before every probe the server is put back to an idle, reset state where it can be (probe-reset.ts), so a probe does
+ * not inherit the KV cache or queue of the one before it.
+ *
  * Every probe is a full load step (warm-up, measured window, drain) with its own results, so the evidence, the curve
  * with its passing and failing points, is in the results, with the probe count and what a linear sweep to the same
  * precision would have needed.
@@ -29,6 +38,18 @@ export type ProbePhase = "double" | "halve" | "bisect" | "confirm";
  * probes than an oracle linear sweep; growing x4 while under half the bound needed fewer in most cases.
  */
 const FAR_RATIO = 0.5;
+
+/**
+ * Two probes at one load agree when their worst SLO ratios differ by at most this share of the larger one. Measured
+ * (2026-12-04, tiny model, llama-server --parallel 2, 3 s steps, slots reset between steps) on the 2-core dev machine
+ * at load average ~6 from other jobs: six repeats of one load spread their e2e p50 by up to 28% (2 users) and 22%
+ * (8 users), p95 by up to 41%. A quarter is past that spread for a p50 SLO on all but such a busy machine (which the
+ * busy-machine guard flags anyway); a server that needs a quarter more (or less) time for the same load has changed,
+ * and a boundary found across the change holds for neither. Erring means "drifted, no boundary": that trial gives no
+ * sustainable value (a target or a comparison on it warns), never a wrong number. Error-rate-only SLOs jump between 0
+ * and a few errors and read as drift on such a repeat.
+ */
+export const DRIFT_TOLERANCE = 0.25;
 
 export interface ProbeVerdict {
   pass: boolean;
@@ -54,9 +75,26 @@ export interface SearchSettings {
   tolerance: number;
   confirm: boolean;
   maxProbes: number;
+  /** Relative disagreement of two probes at one load that counts as drift (default DRIFT_TOLERANCE). */
+  driftTolerance?: number;
 }
 
-export type SearchEnd = "converged" | "all-passed" | "none-passed" | "max-probes" | "aborted";
+export type SearchEnd = "converged" | "all-passed" | "none-passed" | "max-probes" | "aborted" | "drifted";
+
+/** A repeat that disagreed with the first probe at its load: the server's behaviour changed during the search. */
+export interface SearchDrift {
+  load: number;
+  first: ProbePoint;
+  repeat: ProbePoint;
+  /** The tolerance the two were held to. */
+  tolerance: number;
+  /** |repeat - first| / max of the two worst SLO ratios (Infinity when only one step had a successful request). */
+  difference: number;
+  /** Where the search stood when the repeat disagreed (not a boundary: evidence only). */
+  bracket: { maxPassing?: number; minFailing?: number };
+  /** One line with both figures. */
+  reason: string;
+}
 
 export interface SearchOutcome {
   /** Highest load that met the SLO (and held on its repeat when confirming). Undefined when none did. */
@@ -65,6 +103,8 @@ export interface SearchOutcome {
   minFailing?: number;
   /** The boundary's repeat passed. */
   confirmed: boolean;
+  /** Set when a repeat disagreed with the first probe at its load (`end: "drifted"`): then no boundary is given. */
+  drift?: SearchDrift;
   end: SearchEnd;
   probes: ProbePoint[];
   /** The absolute precision the search worked to at the boundary. */
@@ -98,9 +138,47 @@ export function splitPoint(lo: number, hi: number, s: SearchSettings): number {
   return x;
 }
 
+/** Relative difference of two worst SLO ratios: 0 when equal, Infinity when only one is finite. Pure. */
+export function ratioDifference(a: number, b: number): number {
+  const fa = Number.isFinite(a);
+  const fb = Number.isFinite(b);
+  if (!fa || !fb) return fa === fb ? 0 : Number.POSITIVE_INFINITY;
+  const top = Math.max(Math.abs(a), Math.abs(b));
+  return top === 0 ? 0 : Math.abs(a - b) / top;
+}
+
+const ratioText = (r: number) => (Number.isFinite(r) ? r.toFixed(2) : "∞ (no request succeeded)");
+
+function driftOf(
+  first: ProbePoint,
+  repeat: ProbePoint,
+  tolerance: number,
+  bracket: SearchDrift["bracket"],
+): SearchDrift {
+  const difference = ratioDifference(first.ratio, repeat.ratio);
+  const verdict = (p: ProbePoint) => (p.pass ? "met" : "missed");
+  const apart = Number.isFinite(difference) ? `${(100 * difference).toFixed(0)}% apart` : "not comparable";
+  return {
+    load: repeat.load,
+    first,
+    repeat,
+    tolerance,
+    difference,
+    bracket,
+    reason:
+      `at load ${Number(repeat.load.toPrecision(4))} the first probe (#${first.index + 1}) ${verdict(first)} the SLO with worst ratio ${ratioText(first.ratio)}, ` +
+      `its repeat (#${repeat.index + 1}) ${verdict(repeat)} it with ${ratioText(repeat.ratio)}: ${apart}, beyond the ${(100 * tolerance).toFixed(0)}% drift tolerance`,
+  };
+}
+
 export async function searchMaxLoad(probe: Probe, s: SearchSettings): Promise<SearchOutcome> {
   const probes: ProbePoint[] = [];
+  const tolerance = s.driftTolerance ?? DRIFT_TOLERANCE;
   let end: SearchEnd | undefined;
+  let drift: SearchDrift | undefined;
+  let lo: ProbePoint | undefined;
+  let hi: ProbePoint | undefined;
+  let confirmed = false;
   const run = async (load: number, phase: ProbePhase): Promise<ProbePoint | undefined> => {
     if (probes.length >= s.maxProbes) {
       end = "max-probes";
@@ -112,12 +190,19 @@ export async function searchMaxLoad(probe: Probe, s: SearchSettings): Promise<Se
       return undefined;
     }
     const p: ProbePoint = { index: probes.length, load, phase, ...v };
+    const first = probes.find((q) => q.load === load);
     probes.push(p);
+    // A repeat that disagrees beyond the tolerance: the server changed during the search; stop here.
+    if (first && ratioDifference(first.ratio, p.ratio) > tolerance) {
+      drift = driftOf(first, p, tolerance, {
+        ...(lo ? { maxPassing: lo.load } : {}),
+        ...(hi ? { minFailing: hi.load } : {}),
+      });
+      end = "drifted";
+      return undefined;
+    }
     return p;
   };
-  let lo: ProbePoint | undefined;
-  let hi: ProbePoint | undefined;
-  let confirmed = false;
 
   const finish = (): SearchOutcome => {
     const precision = precisionAt(s, lo?.load ?? s.start);
@@ -128,6 +213,12 @@ export async function searchMaxLoad(probe: Probe, s: SearchSettings): Promise<Se
         ? Math.floor(Math.abs(lo.load - s.start) / precision + 1e-9) + 2
         : Math.floor((s.max - s.start) / precision + 1e-9) + 1;
     const out: SearchOutcome = { confirmed, end: end ?? "converged", probes, precision, linearSweepProbes: linear };
+    if (drift) {
+      // No boundary: the probes that set one measured a server that was not the same throughout.
+      out.confirmed = false;
+      out.drift = drift;
+      return out;
+    }
     if (lo) out.maxPassing = lo.load;
     if (hi) out.minFailing = hi.load;
     return out;
@@ -232,9 +323,7 @@ export async function runMaxLoadTest(ctx: TestContext, test: MaxLoadTest, trials
   const onRecord = progressCounter(ctx);
   const runs: StepRun[] = [];
   const headline: StepRun[] = [];
-  const searches: Array<
-    Omit<SearchOutcome, "probes"> & { trial: number; probes: Array<ProbePoint & { label: string }> }
-  > = [];
+  const searches: SearchRecord[] = [];
   const sustainable: number[] = [];
   for (let trial = 0; trial < trials && !ctx.signal.aborted; trial++) {
     const trialRuns: StepRun[] = [];
@@ -254,10 +343,14 @@ export async function runMaxLoadTest(ctx: TestContext, test: MaxLoadTest, trials
     runs.push(...trialRuns);
     const boundaryRuns = trialRuns.filter((r) => r.digest.load === outcome.maxPassing && r.digest.slo?.pass);
     headline.push(...(boundaryRuns.length ? boundaryRuns : trialRuns.slice(0, 1)));
-    sustainable.push(outcome.maxPassing ?? 0);
-    searches.push({ trial, ...outcome, probes: outcome.probes.map((p, i) => ({ ...p, label: labels[i] ?? "" })) });
+    // A drifted search has no boundary: its trial gives no sustainable value (0 would read as a collapse).
+    if (!outcome.drift) sustainable.push(outcome.maxPassing ?? 0);
+    searches.push(searchRecord(trial, outcome, labels, trialRuns));
   }
   const steps: StepDigest[] = runs.map((r) => r.digest);
+  // Every trial drifted: the metric is there with no value (NaN, null in JSON), so a target on it warns "no value
+  // measured" and a baseline comparison "no value in this run" (an absent metric would make a target a bad suite).
+  const perTrial = searches.length && !sustainable.length ? [Number.NaN] : sustainable;
   return assembleLoadSteps(ctx, {
     kind: "max-load",
     variable: test.variable,
@@ -272,7 +365,41 @@ export async function runMaxLoadTest(ctx: TestContext, test: MaxLoadTest, trials
     runs,
     headline,
     trials,
-    extra: { steps, searches },
-    sustainable,
+    extra: {
+      steps,
+      searches,
+      stateReset: summarizeResets(
+        ctx.probeReset ?? NO_RESET_PROVIDED,
+        steps.map((d) => d.reset),
+      ),
+    },
+    sustainable: perTrial,
   });
+}
+
+/** A probe as the results keep it: with its step's label (the scenario name). */
+export type LabelledProbe = ProbePoint & { label: string };
+
+/** One trial's search in `extra.searches`; the drift's two probes carry their steps' SLO lines (both figures). */
+export type SearchRecord = Omit<SearchOutcome, "probes" | "drift"> & {
+  trial: number;
+  probes: LabelledProbe[];
+  drift?: Omit<SearchDrift, "first" | "repeat"> & {
+    first: LabelledProbe & { slo?: string };
+    repeat: LabelledProbe & { slo?: string };
+  };
+};
+
+function searchRecord(trial: number, outcome: SearchOutcome, labels: string[], runs: StepRun[]): SearchRecord {
+  const labelled = (p: ProbePoint): LabelledProbe & { slo?: string } => {
+    const slo = runs[p.index]?.digest.slo?.reason;
+    return { ...p, label: labels[p.index] ?? "", ...(slo ? { slo } : {}) };
+  };
+  const { drift, probes, ...rest } = outcome;
+  return {
+    trial,
+    ...rest,
+    probes: probes.map((p) => ({ ...p, label: labels[p.index] ?? "" })),
+    ...(drift ? { drift: { ...drift, first: labelled(drift.first), repeat: labelled(drift.repeat) } } : {}),
+  };
 }

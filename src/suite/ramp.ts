@@ -22,6 +22,7 @@ import {
   stepLabel,
   stepSaturation,
 } from "./load-common.js";
+import { NO_RESET_PROVIDED, summarizeResets } from "./probe-reset.js";
 
 /**
  * The seed's Task 2.1 (gradual load increase), done as a ramp of independent steps: each step runs its load
@@ -66,6 +67,12 @@ export async function runLoadStep(
   a: { load: number; trial: number; phase: string; label?: string; onRecord?: (r: RequestRecord) => void },
 ): Promise<StepRun> {
   const label = a.label ?? stepLabel(shape.variable, a.load);
+  // Nothing from the step before may carry into this one: wait for idle, reset the server where it can be (or say why
+  // not, in the digest).
+  const reset = await (ctx.probeReset ?? NO_RESET_PROVIDED).beforeProbe(ctx.endpoint, ctx.signal).catch((err) => {
+    if (ctx.signal.aborted) return undefined;
+    throw err;
+  });
   const common = {
     tasks,
     durationMs: shape.stepDurationS * 1000,
@@ -99,6 +106,7 @@ export async function runLoadStep(
     },
     driven,
   );
+  if (reset) digest.reset = reset;
   return { digest, scenario, measured, windowNs: driven.outcome.windowNs };
 }
 
@@ -219,7 +227,14 @@ export async function runRampTest(ctx: TestContext, test: RampTest, trials: numb
     },
     runs,
     trials,
-    extra: { steps, ...(stops.length ? { stoppedEarly: stops } : {}) },
+    extra: {
+      steps,
+      ...(stops.length ? { stoppedEarly: stops } : {}),
+      stateReset: summarizeResets(
+        ctx.probeReset ?? NO_RESET_PROVIDED,
+        steps.map((d) => d.reset),
+      ),
+    },
     ...(test.slo ? { sustainable } : {}),
   });
 }

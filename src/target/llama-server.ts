@@ -1,5 +1,5 @@
 import type { ChildProcess } from "node:child_process";
-import { closeSync, fstatSync, mkdirSync, mkdtempSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { inspectModel, type ModelInfo } from "../model/inspect.js";
@@ -201,6 +201,7 @@ class LlamaServerTargetImpl extends ChildServerTarget {
   /** Flags as recorded in the fingerprint: ours without host/port/model path (they vary per run), then the user's. */
   private recordedFlags: string[] = [];
   private threads: string | undefined;
+  private slotSaveDir: string | undefined;
   readonly logFile: string;
 
   constructor(opts: LlamaServerTargetOptions) {
@@ -210,6 +211,14 @@ class LlamaServerTargetImpl extends ChildServerTarget {
     this.logFile = resolve(
       opts.logFile ?? join(opts.outDir ?? mkdtempSync(join(tmpdir(), "tokengate-llama-server-")), "llama-server.log"),
     );
+  }
+
+  override async stop(): Promise<void> {
+    try {
+      await super.stop();
+    } finally {
+      if (this.slotSaveDir) rmSync(this.slotSaveDir, { recursive: true, force: true });
+    }
   }
 
   protected async doStart(outerSignal?: AbortSignal): Promise<Endpoint> {
@@ -247,6 +256,14 @@ class LlamaServerTargetImpl extends ChildServerTarget {
     // The web UI is useless for a benchmark and `--no-webui` only exists in newer builds: ask this binary's --help.
     if (helpHasFlag(help, "--no-webui")) ours.push("--no-webui");
     this.recordedFlags = [...ours, ...userFlags];
+    // `--slot-save-path` only to let POST /slots/{id}?action=erase work (llama-server answers every slot action with
+    // HTTP 501 without it): the load tests erase the slots between probes (src/suite/probe-reset.ts). It has no effect
+    // on serving; an empty temp dir, removed at stop, and not recorded (a per-run path, like the port).
+    const unrecorded: string[] = [];
+    if (helpHasFlag(help, "--slot-save-path") && !userFlags.some((f) => f.split("=")[0] === "--slot-save-path")) {
+      this.slotSaveDir = mkdtempSync(join(tmpdir(), "tokengate-slot-save-"));
+      unrecorded.push("--slot-save-path", this.slotSaveDir);
+    }
 
     mkdirSync(dirname(this.logFile), { recursive: true });
     closeSync(openSync(this.logFile, "w"));
@@ -254,7 +271,7 @@ class LlamaServerTargetImpl extends ChildServerTarget {
     // An automatically chosen port can be taken between our probe and the server's bind; then try another one.
     for (let attempt = 1; ; attempt++) {
       const port = opts.port ?? (await freePort());
-      const args = ["-m", modelPath, "--host", LOOPBACK, "--port", String(port), ...ours, ...userFlags];
+      const args = ["-m", modelPath, "--host", LOOPBACK, "--port", String(port), ...ours, ...unrecorded, ...userFlags];
       try {
         await this.launch(this.bin.path, args, port, signal);
         break;

@@ -499,6 +499,52 @@ describe("bottleneck rules", () => {
     expect(a.bottlenecks[0]).toMatchObject({ kind: "aborted", severity: "high" });
   });
 
+  it("a max-load search that drifted is a high-severity finding with both figures, and says rerun on a quiet machine", () => {
+    const drift = {
+      load: 8,
+      tolerance: 0.25,
+      difference: 0.57,
+      bracket: { maxPassing: 8, minFailing: 9 },
+      first: {
+        index: 3,
+        load: 8,
+        phase: "bisect",
+        pass: true,
+        ratio: 0.6,
+        label: "concurrency_8",
+        slo: "met: e2e p50 600 ms (≤ 1000 ms)",
+      },
+      repeat: {
+        index: 6,
+        load: 8,
+        phase: "confirm",
+        pass: false,
+        ratio: 1.4,
+        label: "concurrency_8_repeat1",
+        slo: "missed: e2e p50 1400 ms (≤ 1000 ms)",
+      },
+      reason:
+        "at load 8 the first probe (#4) met the SLO with worst ratio 0.60, its repeat (#7) missed it with 1.40: 57% apart, beyond the 25% drift tolerance",
+    };
+    const test = makeTest({ name: "ml", kind: "max-load", extra: { searches: [{ trial: 0, end: "drifted", drift }] } });
+    const a = analyzeRun(run([test]));
+    const b = a.bottlenecks.find((x) => x.kind === "drift");
+    expect(b).toMatchObject({ test: "ml", severity: "high" });
+    expect(b!.evidence).toEqual([
+      `${drift.reason} (first: met: e2e p50 600 ms (≤ 1000 ms); repeat: missed: e2e p50 1400 ms (≤ 1000 ms)) [trial 1]`,
+    ]);
+    expect(a.recommendations.find((r) => r.knob === "machine")?.action).toMatch(/rerun where nothing else runs/);
+    // The finding is valid in a results file (the schema knows the kind).
+    const parsed = resultsSchema.parse({ ...run([test]), analysis: a }) as Results;
+    expect(parsed.analysis?.bottlenecks.map((x) => x.kind)).toContain("drift");
+    // A search that converged, and other kinds, give none.
+    const converged = makeTest({
+      kind: "max-load",
+      extra: { searches: [{ trial: 0, end: "converged", maxPassing: 8 }] },
+    });
+    expect(analyzeBottlenecks(run([converged])).bottlenecks.some((x) => x.kind === "drift")).toBe(false);
+  });
+
   it("every evidence line carries a number", () => {
     const results = run([
       makeTest({

@@ -3,6 +3,7 @@ import type { MetricResult, TestResult } from "../../src/measure/results.js";
 import { judgeSelfCheck } from "../../src/measure/self-check.js";
 import { isLoadKind, renderLoadSections } from "../../src/report/load-report.js";
 import type { StepDigest } from "../../src/suite/load-common.js";
+import { type Probe, searchMaxLoad } from "../../src/suite/max-load.js";
 
 const calm = judgeSelfCheck({
   wallS: 10,
@@ -115,6 +116,107 @@ describe("load report sections", () => {
     expect(md).toContain("line [150, 450, 480, 1050, 1350]");
     expect(md).toContain("line [1000, 1000, 1000, 1000, 1000]");
     expect(md).toContain("Client self-check: ✅ tokengate kept up");
+  });
+
+  it("max-load that drifted: no boundary, both probes' figures, where the search stood; resets said", async () => {
+    const seen = new Map<number, number>();
+    const probe: Probe = async (load) => {
+      const n = (seen.get(load) ?? 0) + 1;
+      seen.set(load, n);
+      const r = load === 8 ? (n === 1 ? 0.6 : 1.4) : load < 8 ? 0.5 : 2;
+      return { pass: r <= 1, ratio: r };
+    };
+    const outcome = await searchMaxLoad(probe, {
+      start: 1,
+      max: 64,
+      integer: true,
+      tolerance: 0.1,
+      confirm: true,
+      maxProbes: 20,
+    });
+    const steps = outcome.probes.map((p) => step(p.load, p.ratio * 1000, p.pass, p.phase));
+    const labels = steps.map((s, i) =>
+      outcome.probes.findIndex((p) => p.load === s.load) < i ? `${s.label}_repeat1` : s.label,
+    );
+    const { drift, ...rest } = outcome;
+    const at = (i: number) => ({ ...outcome.probes[i]!, label: labels[i]!, slo: steps[i]!.slo!.reason });
+    const md = renderLoadSections(
+      result("max-load", {
+        params: { variable: "concurrency", slo: SLO },
+        extra: {
+          variable: "concurrency",
+          steps,
+          searches: [
+            {
+              ...rest,
+              trial: 0,
+              probes: outcome.probes.map((p, i) => ({ ...p, label: labels[i]! })),
+              drift: { ...drift!, first: at(drift!.first.index), repeat: at(drift!.repeat.index) },
+            },
+          ],
+          stateReset: {
+            method: "llama-server /slots: wait until every slot is idle, then erase each slot's KV cache",
+            canReset: true,
+            probes: steps.length,
+            reset: steps.length,
+            notIdle: 0,
+            idleUnknown: 0,
+          },
+        },
+      }),
+    ).join("\n");
+    expect(md).toContain("⚠️ **No maximum sustainable concurrency: the server's behaviour drifted during the search.**");
+    expect(md).toContain(
+      "At 8 users the first probe (`concurrency\\_8`) met the SLO (worst ratio 0.6; e2e p95 1 ms); " +
+        "its repeat (`concurrency\\_8\\_repeat1`) missed the SLO (worst ratio 1.4; e2e p95 2100 ms \\(≤ 1000 ms\\)): " +
+        "57.1% apart, beyond the 25% tolerance.",
+    );
+    expect(md).toContain("Before the repeat the search stood at 8–9 users; that is not a boundary.");
+    expect(md).not.toContain("Maximum sustainable concurrency:");
+    expect(md).not.toContain("Confirmed by a repeat");
+    expect(md).toContain(
+      `Server state between probes: reset before each of the ${steps.length} probes (llama\\-server /slots: wait until every slot is idle, then erase each slot's KV cache). Every probe started on an idle server.`,
+    );
+  });
+
+  it("says when the server's state could not be reset, or a probe started on a busy server", () => {
+    const render = (stateReset: Record<string, unknown>) =>
+      renderLoadSections(
+        result("ramp", {
+          params: { variable: "concurrency" },
+          extra: { variable: "concurrency", steps: [step(1, 100, true), step(2, 300, true)], stateReset },
+        }),
+      ).join("\n");
+    const inProcess = render({
+      method: "in-process: wait until the scheduler is idle (its sequences' KV state cannot be cleared)",
+      canReset: false,
+      probes: 2,
+      reset: 0,
+      notIdle: 0,
+      idleUnknown: 0,
+      firstProblem:
+        "not reset: the in-process target has no API to clear the KV state its sequences keep; scheduler idle",
+    });
+    expect(inProcess).toContain(
+      "⚠️ Server state between probes: **not reset** (the in\\-process target has no API to clear the KV state its sequences keep; scheduler idle): a probe may inherit the KV cache and queue the previous one left.",
+    );
+    expect(inProcess).toContain("Every probe started on an idle server.");
+    const busy = render({
+      method: "llama-server /slots",
+      canReset: true,
+      probes: 2,
+      reset: 1,
+      notIdle: 1,
+      idleUnknown: 0,
+      firstProblem:
+        "still busy after 30 s of waiting for idle: 1 of 2 slots processing (GET /slots); not reset: erase failed",
+    });
+    expect(busy).toContain(
+      "⚠️ Server state between probes: reset before only 1 of 2 probes (llama\\-server /slots); first problem (still busy after 30 s",
+    );
+    expect(busy).toContain("⚠️ 1 of 2 probes started while the server was still busy.");
+    // Results written before resets existed render without the line.
+    expect(render({})).not.toContain("Server state between probes");
   });
 
   it("ramp: the highest passing step and why it stopped early", () => {

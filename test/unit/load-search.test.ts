@@ -83,19 +83,20 @@ describe("max sustainable load search (doubling, bisection, repeat)", () => {
     expect(s.calls).toEqual(o.probes.map((p) => p.load));
   });
 
-  it("a repeat that fails moves the boundary down (one lucky step cannot set it)", async () => {
-    // 12 passes the first time only; the real boundary is 10.
+  it("a repeat that fails within the drift tolerance moves the boundary down (one lucky step cannot set it)", async () => {
+    // 12 passes the first time only (ratio 0.97, then 1.03: noise at the boundary, not drift); the real boundary is 10.
     const seen = new Map<number, number>();
     const probe: Probe = async (load) => {
       const n = (seen.get(load) ?? 0) + 1;
       seen.set(load, n);
       const pass = load <= 10 || (load === 12 && n === 1);
-      return { pass, ratio: pass ? 0.9 : 1.2 };
+      return { pass, ratio: pass ? 0.97 : 1.03 };
     };
     const o = await searchMaxLoad(probe, { ...CONC, start: 3 });
     expect(o.maxPassing).toBe(10);
     expect(o.minFailing).toBeLessThanOrEqual(12);
     expect(o.confirmed).toBe(true);
+    expect(o.drift).toBeUndefined();
     const confirms = o.probes.filter((p) => p.phase === "confirm");
     expect(confirms[0]).toMatchObject({ load: 12, pass: false });
     expect(confirms.at(-1)).toMatchObject({ load: 10, pass: true });
