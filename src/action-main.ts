@@ -10,11 +10,13 @@
  * `mode: report` (workflow_run, fork-safe) skips the pipeline: it publishes the artifacts of the run that measured.
  */
 import { randomUUID } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { DefaultArtifactClient } from "@actions/artifact";
 import * as core from "@actions/core";
 import { getOctokit } from "@actions/github";
+import { measureForMode } from "./action-measure.js";
+import { type AbConfig, type AbHooks, runAb } from "./arms/ab.js";
 import {
   type ActionInputs,
   type FailOn,
@@ -68,6 +70,7 @@ export interface ActionDeps {
   artifacts: ArtifactService;
   github: (token: string) => GitHubClient;
   runPipeline: (config: RunConfig, hooks?: PipelineHooks) => Promise<PipelineOutcome>;
+  runAb: (config: AbConfig, hooks?: AbHooks) => Promise<PipelineOutcome>;
 }
 
 export function defaultDeps(): ActionDeps {
@@ -81,6 +84,7 @@ export function defaultDeps(): ActionDeps {
     artifacts: new DefaultArtifactClient(),
     github: (token) => getOctokit(token),
     runPipeline,
+    runAb,
   };
 }
 
@@ -142,39 +146,26 @@ async function runMode(deps: ActionDeps, inputs: ActionInputs, ctx: ActionContex
   const leg = legOf(ctx.job, inputs.matrixJson, inputs.leg);
   const started: RecordedProcess[] = [];
   const outDir = join(inputs.workingDirectory, "tokengate-results", leg.id);
-  const outcome = await deps
-    .runPipeline(
-      {
-        suiteFile: inputs.suiteFile,
-        target: inputs.target,
-        modelPath: inputs.modelPath,
-        serverBin: inputs.serverBin,
-        url: inputs.url,
-        apiKeyEnv: inputs.apiKeyEnv,
-        baselinePath: inputs.baselinePath,
-        outDir,
-      },
-      {
-        log: (line) => log.info(line),
-        // Record the server's pid (with its start time, so a reused pid is never hit) for the post step.
-        onTargetStarted: (target) => {
-          const pid = (target as { pid?: () => number | undefined }).pid?.();
-          if (pid === undefined) return;
-          void processStartTime(pid).then((start) => {
-            if (start === undefined) return;
-            started.push({ pid, start });
-            log.saveState(State.serverPids, JSON.stringify(started));
-          });
-        },
-      },
-    )
-    .catch(async (e: unknown) => {
-      // Nothing was measured, but the summary still says why (the step's error says it too).
-      await deps
-        .writeSummary(`### ❌ tokengate: could not run · ${esc(leg.label)}\n\n${problemNote(e)}\n`)
-        .catch(() => undefined);
-      throw e;
-    });
+  const measured = await measureForMode(deps, inputs, outDir, {
+    log: (line) => log.info(line),
+    // Record the server's pid (with its start time, so a reused pid is never hit) for the post step.
+    onTargetStarted: (target) => {
+      const pid = (target as { pid?: () => number | undefined }).pid?.();
+      if (pid === undefined) return;
+      void processStartTime(pid).then((start) => {
+        if (start === undefined) return;
+        started.push({ pid, start });
+        log.saveState(State.serverPids, JSON.stringify(started));
+      });
+    },
+  }).catch(async (e: unknown) => {
+    // Nothing was measured, but the summary still says why (the step's error says it too).
+    await deps
+      .writeSummary(`### ❌ tokengate: could not run · ${esc(leg.label)}\n\n${problemNote(e)}\n`)
+      .catch(() => undefined);
+    throw e;
+  });
+  const { outcome } = measured;
   const view = toPublishView(outcome.results, outcome.files.results);
   const verdict = view.verdict.overall;
   log.setOutput(Output.verdict, verdict);
@@ -188,7 +179,7 @@ async function runMode(deps: ActionDeps, inputs: ActionInputs, ctx: ActionContex
   });
 
   const failures: string[] = [];
-  const notes: string[] = [];
+  const notes: string[] = [...measured.notes];
   // Each problem's message names its subject (`permissions`, `input artifact-name`...) and what to change.
   const problem = (e: unknown) => {
     failures.push(problemText(e));
@@ -202,8 +193,9 @@ async function runMode(deps: ActionDeps, inputs: ActionInputs, ctx: ActionContex
   const artifactName = artifactNameFor(inputs.artifactName, leg.id);
   let artifact: RenderInfo["artifact"];
   try {
+    // An A/B has no top-level records (each run keeps its own): upload what exists.
     const files = [f.results, f.records, f.reportMd, f.reportHtml, f.serverLog, ...f.extra, prFilePath].filter(
-      (x): x is string => x !== undefined,
+      (x): x is string => x !== undefined && existsSync(x),
     );
     const up = await uploadRunArtifact(
       deps.artifacts,

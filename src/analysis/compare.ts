@@ -23,6 +23,7 @@ import {
   runLevelInterval,
   runLevelTest,
   seededRandom,
+  studentTQuantile,
   trialsNeeded,
 } from "./stats.js";
 
@@ -402,21 +403,25 @@ export function decide(e: MetricEvidence, policy: Policy, holm?: { p: number; m:
   }
   if (e.worse >= policy.warn) {
     comparison.inconclusive = true;
+    // A change the size of a regression that the evidence cannot confirm: warns against a stored baseline (its run
+    // noise is partly assumed), passes in an A/B (the pairs measured their own noise, and the reason says what the
+    // gate could have seen); policy.inconclusive overrides both (docs/verdicts.md "Inconclusive").
+    const level = policy.inconclusive ?? (e.paired ? "pass" : "warn");
     if (e.paired) {
       // An A/B: more pairs is the remedy (the pairs' own spread says how many).
       const need = pairsNeeded(e.paired.sdDiff, e.worse, alphaEach, policy.power);
       const more = need === undefined ? "over 100 pairs" : `${need} pairs`;
       if (need !== undefined) comparison.moreTrials = Math.max(1, need - e.paired.pairs);
       return check(
-        "warn",
-        `${head} inconclusive: within the pairs' noise ${noisePercent(e.paired.sdDiff)} (${size}, ${p}, needs <= ${policy.alpha}); ${more} would detect a change this size (--pairs)`,
+        level,
+        `${head} inconclusive: within the pairs' noise ${noisePercent(e.paired.sdDiff)} (${size}, ${p}, needs <= ${policy.alpha}); ${more} would detect a change this size (--pairs)${sees}`,
       );
     }
     // Which level holds the evidence back: the runs (more trials cannot help) or the trials.
     if (e.run && e.rank && e.run.pValue > e.rank.pValue) {
       const noise = e.run.runs.baseline === 1 ? "assumed " : "";
       return check(
-        "warn",
+        level,
         `${head} inconclusive: within ${noise}run-to-run noise ${noisePercent(e.run.betweenSd)} (${size}, ${p}, needs <= ${policy.alpha})${
           note.tail || "; add baseline runs (baseline update --from ...) or rerun"
         }`,
@@ -433,7 +438,7 @@ export function decide(e: MetricEvidence, policy: Policy, holm?: { p: number; m:
         : `${Math.max(1, more)} more trial${Math.max(1, more) === 1 ? "" : "s"}`;
     if (Number.isFinite(more) && more <= 50) comparison.moreTrials = Math.max(1, more);
     return check(
-      "warn",
+      level,
       `${head} inconclusive: ${what} (${p}, needs <= ${policy.alpha}${need.limitedBy === "rank-test resolution" ? `; ${size} cannot go lower` : ""})${note.tail}`,
     );
   }
@@ -467,10 +472,12 @@ function remedy(e: MetricEvidence, policy: Policy, alphaEach: number): string {
   if (!run) return "";
   const trialsPerRun = Math.max(1, Math.round(e.candidateValues.length / Math.max(1, e.candidateRuns.length)));
   const within = Math.max(0, run.se * run.se - run.betweenVariance);
-  for (let k = trialsPerRun + 1; k <= 100; k++) {
-    const se = Math.sqrt(run.betweenVariance + (within * trialsPerRun) / k);
-    if (detectableChange(se, run.df, alphaEach, policy.power) <= policy.fail) return `trials: ${k} would reach it`;
-  }
+  // The standard error the fail threshold needs at these degrees of freedom; more trials shrink only the within part.
+  const seNeeded =
+    Math.log1p(policy.fail) / (studentTQuantile(1 - alphaEach, run.df) + studentTQuantile(policy.power, run.df));
+  const room = seNeeded * seNeeded - run.betweenVariance;
+  const k = room > 0 ? Math.ceil((within * trialsPerRun) / room) : Number.POSITIVE_INFINITY;
+  if (k <= 100) return `trials: ${Math.max(trialsPerRun + 1, k)} would reach it`;
   return "run-to-run noise limits it: add baseline runs (baseline update --from ...) or gate with tokengate ab";
 }
 

@@ -97,7 +97,11 @@ export function pairsNeeded(
   power: number,
   max = 100,
 ): number | undefined {
-  for (let n = 2; n <= max; n++) {
+  // Start just below the normal approximation: t quantiles only make n larger, and each costs an inverse beta.
+  const z = studentTQuantile(1 - alpha, Number.POSITIVE_INFINITY) + studentTQuantile(power, Number.POSITIVE_INFINITY);
+  const guess = ((z * sdDiff) / Math.log1p(target)) ** 2;
+  if (!Number.isFinite(guess) || guess > max) return undefined;
+  for (let n = Math.max(2, Math.floor(guess)); n <= max; n++) {
     if (detectableChange(sdDiff / Math.sqrt(n), n - 1, alpha, power) <= target) return n;
   }
   return undefined;

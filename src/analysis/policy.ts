@@ -27,6 +27,12 @@ export interface Policy {
    * >= 4.1%"): what a pass is worth. Default 0.95.
    */
   power: number;
+  /**
+   * What a regression-sized change that is not significant gives: `warn` or `pass` (its reason says "inconclusive"
+   * and what the comparison could have caught either way). Unset: `warn` against a stored baseline, `pass` in a
+   * same-runner A/B, whose pairs measure their own noise (docs/verdicts.md "Inconclusive").
+   */
+  inconclusive?: "warn" | "pass";
   /** Fewer per-trial values than this on either side is too little evidence: warn "inconclusive". Default 5. */
   minTrials: number;
   /** Confidence level of the bootstrap interval of the ratio of medians. Default 0.95. */
@@ -212,6 +218,11 @@ export function resolvePolicy(input: PolicyInput = {}, subjects: Partial<Record<
   }
   if (!Number.isInteger(p.seed)) {
     throw new BadInputError(`must be an integer, got ${p.seed}`, { subject: name("seed"), hint: "e.g. 1" });
+  }
+  if (p.inconclusive !== undefined && p.inconclusive !== "warn" && p.inconclusive !== "pass") {
+    throw new BadInputError(`must be "warn" or "pass", got ${String(p.inconclusive)}`, {
+      subject: name("inconclusive"),
+    });
   }
   if (p.holmFamily !== "test" && p.holmFamily !== "run") {
     throw new BadInputError(`must be "test" or "run", got ${String(p.holmFamily)}`, { subject: name("holmFamily") });

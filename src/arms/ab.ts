@@ -8,7 +8,7 @@
  * runs/<arm>-<k>/ with every run's own results.json, records.ndjson and server log.
  */
 import { mkdirSync } from "node:fs";
-import { relative, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { suiteTargets } from "../analysis/decide.js";
 import { policyFromBlock } from "../analysis/policy.js";
 import { judgeAb } from "../analysis/verdict.js";
@@ -120,6 +120,8 @@ export async function runAb(config: AbConfig, hooks: AbHooks = {}): Promise<AbOu
     ...(out.stopped ? { stopped: out.stopped } : {}),
   };
   const reportMarkdown = await writeOutputs(results, undefined, outDir, files);
+  // Every run's own results travel with the report (the Action uploads files.extra with the artifact).
+  files.extra.push(...out.runs.map((r) => join(r.dir, "results.json")));
   log(renderConsole(results));
   return { results, outDir, files, reportMarkdown, exitCode: results.verdict.overall === "fail" ? 1 : 0 };
 }

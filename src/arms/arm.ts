@@ -131,7 +131,7 @@ export function checkArmsDiffer(a: ResolvedArm, b: ResolvedArm, allowIdentical: 
     "arms A (base) and B (head) are identical: same suite, server binary, model and flags, so the A/B can only measure noise",
     {
       subject: "tokengate ab",
-      hint: "vary one side, e.g. --base-server-bin old/llama-server, --base-model old.gguf, --base-suite <(git show origin/main:perf/suite.yml) or --base-server-flags '-t 1'; or pass --aa to measure the gate's own A/A noise on purpose",
+      hint: 'vary one side, e.g. --base-server-bin old/llama-server, --base-model old.gguf, --base-suite <(git show origin/main:perf/suite.yml) or --base-server-flags="-t 1"; or pass --aa to measure the gate\'s own A/A noise on purpose',
     },
   );
 }
@@ -148,7 +148,7 @@ export function splitFlags(text: string, subject: string): string[] {
   if (/["'`\\$]/.test(text)) {
     throw new BadInputError(`quotes, backslashes and $ are not interpreted: ${JSON.stringify(text)}`, {
       subject,
-      hint: "flags are split on spaces only, e.g. --server-flags '-t 2 --parallel 4'; put a value with spaces in a suite file's target.serverFlags",
+      hint: 'flags are split on spaces only, e.g. --server-flags="-t 2 --parallel 4"; put a value with spaces in a suite file\'s target.serverFlags',
     });
   }
   return text.split(/\s+/).filter((s) => s !== "");

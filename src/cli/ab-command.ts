@@ -14,8 +14,8 @@ each run in a freshly started server, and are judged as pairs with the suite's p
   --server-bin PATH          head llama-server binary      --base-server-bin PATH   base binary
   --server-source DIR        head llama.cpp source to build --base-server-source DIR (cached per source)
   --model FILE               head model                     --base-model FILE        base model
-  --server-flags "FLAGS"     head server flags (replace the suite's target.serverFlags; split on spaces)
-  --base-server-flags "FLAGS"
+  --server-flags="FLAGS"     head server flags (replace the suite's target.serverFlags; split on spaces;
+  --base-server-flags="FLAGS"   write them with = since they start with a dash: --server-flags="-t 2")
   --label NAME               head arm's name in reports (default head); --base-label NAME (default base)
   --target KIND              in-process | llama-server (an external server cannot be restarted per run)
   --pairs N                  interleaved pairs (default ${DEFAULT_PAIRS}: A B B A A B)
@@ -24,7 +24,7 @@ each run in a freshly started server, and are judged as pairs with the suite's p
   --out DIR                  output folder (default tokengate-ab)
 
 Exit codes: 0 pass or warn, 1 fail, 2 bad input (an arm named), 3 could not run (an arm named).
-Example: tokengate ab --target llama-server --base-server-flags "-t 2" --server-flags "-t 1" --pairs 3
+Example: tokengate ab --target llama-server --base-server-flags="-t 1" --server-flags="-t 2" --pairs 3
 `;
 
 export async function runAbCommand(argv: string[]): Promise<ExitCodeValue> {

@@ -25,6 +25,15 @@ export const Input = {
   workingDirectory: "working-directory",
   leg: "leg",
   matrix: "matrix",
+  baseSuite: "base-suite",
+  baseRef: "base-ref",
+  baseServerBin: "base-server-bin",
+  baseModel: "base-model",
+  baseServerFlags: "base-server-flags",
+  serverFlags: "server-flags",
+  pairs: "pairs",
+  runs: "runs",
+  baselineName: "baseline-name",
 } as const;
 export type InputName = (typeof Input)[keyof typeof Input];
 
@@ -48,7 +57,7 @@ export const State = {
 /** Environment variable that carries `State.ownerId` into every child process (children inherit process.env). */
 export const OWNER_ENV = "TOKENGATE_ACTION_OWNER";
 
-export const MODES = ["run", "report"] as const;
+export const MODES = ["run", "report", "ab", "baseline"] as const;
 export type Mode = (typeof MODES)[number];
 
 export const COMMENT_MODES = ["always", "on-change", "on-alert", "off"] as const;
@@ -95,6 +104,21 @@ export interface ActionInputs {
   leg?: string;
   /** `${{ toJSON(matrix) }}` as action.yml passes it: part of the leg identity. */
   matrixJson?: string;
+  /** mode ab: the base arm (what a --base-* flag of `tokengate ab` sets), and the head's server flags. */
+  ab: {
+    baseSuiteFile?: string;
+    /** Ref whose copy of the suite the base arm runs when base-suite is empty (default origin/$GITHUB_BASE_REF). */
+    baseRef?: string;
+    baseServerBin?: string;
+    baseModelPath?: string;
+    baseServerFlags?: string;
+    serverFlags?: string;
+    /** Interleaved pairs (default: tokengate ab's). */
+    pairs?: number;
+  };
+  /** mode baseline: separate runs to measure (default 3) and the baseline's name (default the suite's name). */
+  baselineRuns: number;
+  baselineName?: string;
 }
 
 export type GetInput = (name: string) => string;
@@ -155,12 +179,42 @@ export function readActionInputs(getInput: GetInput, env: NodeJS.ProcessEnv = pr
     });
   }
 
+  const count = (name: InputName, min: number, max: number, dflt: number | undefined, example: string) => {
+    const raw = get(name);
+    if (raw === "") return dflt;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new BadInputError(`must be a whole number from ${min} to ${max}, got "${raw}"`, {
+        subject: `input ${name}`,
+        hint: `for example \`${name}: ${example}\``,
+      });
+    }
+    return n;
+  };
+  const binInput = (name: InputName) => (/[\\/]/.test(get(name)) ? pathInput(name) : optional(get(name)));
+  const baseBranch = optional(env.GITHUB_BASE_REF ?? "");
+  const pairs = count(Input.pairs, 2, 50, undefined, "3");
+  const ab: ActionInputs["ab"] = {
+    ...(pathInput(Input.baseSuite) ? { baseSuiteFile: pathInput(Input.baseSuite)! } : {}),
+    ...(optional(get(Input.baseRef)) || baseBranch
+      ? { baseRef: optional(get(Input.baseRef)) ?? `origin/${baseBranch}` }
+      : {}),
+    ...(binInput(Input.baseServerBin) ? { baseServerBin: binInput(Input.baseServerBin)! } : {}),
+    ...(pathInput(Input.baseModel) ? { baseModelPath: pathInput(Input.baseModel)! } : {}),
+    ...(optional(get(Input.baseServerFlags)) ? { baseServerFlags: get(Input.baseServerFlags) } : {}),
+    ...(optional(get(Input.serverFlags)) ? { serverFlags: get(Input.serverFlags) } : {}),
+    ...(pairs !== undefined ? { pairs } : {}),
+  };
+
   return {
+    ab,
+    baselineRuns: count(Input.runs, 1, 20, 3, "3")!,
+    ...(optional(get(Input.baselineName)) ? { baselineName: get(Input.baselineName) } : {}),
     mode: oneOf(Input.mode, get(Input.mode), MODES, "run"),
     suiteFile: pathInput(Input.suite),
     target: get(Input.target) === "" ? undefined : oneOf(Input.target, get(Input.target), TARGETS, "in-process"),
     // A bare name (`llama-server`) is looked up on PATH; anything with a slash is a path.
-    serverBin: /[\\/]/.test(get(Input.serverBin)) ? pathInput(Input.serverBin) : optional(get(Input.serverBin)),
+    serverBin: binInput(Input.serverBin),
     modelPath: pathInput(Input.model),
     url: optional(get(Input.url)),
     apiKeyEnv,

@@ -418,6 +418,12 @@ export const policySchema = z
       .optional()
       .describe("Rerun in a fresh server process before a baseline fail (default true)"),
     holmFamily: z.enum(["test", "run"]).optional().describe("Holm across each test's metrics or the whole run"),
+    inconclusive: z
+      .enum(["warn", "pass"])
+      .optional()
+      .describe(
+        "A regression-sized change that is not significant: warn or pass (default: warn against a stored baseline, pass in tokengate ab)",
+      ),
     errorRate: z
       .object({
         warn: fraction(1, "Error rate above this warns (default 0)").optional(),
