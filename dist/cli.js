@@ -2,9 +2,9 @@ import { createRequire as __tokengateCreateRequire } from "node:module";
 const require = __tokengateCreateRequire(import.meta.url);
 import { BadInputError, ExitCode, isTokengateError } from './chunks/errors-B0m1Om91.js';
 import { resolve } from 'node:path';
-import { h as formatChange, i as loadRuns, j as resolvePolicy, k as seededRandom, m as compareTests, q as summarize, t as applyConfirmation, u as formatPercent, v as binomial, w as synthesizeModel, x as updateBaseline, y as compareResults, z as renderConsole, A as writeTextAtomic, B as renderMarkdown, f as runPipeline, g as redact } from './chunks/pipeline-DCjlSkec.js';
-import { b as buildLlamaServer, c as createProgress, s as stopAllChildren } from './chunks/protocol-CHD2zb_B.js';
+import { D as DEFAULT_PAIRS, g as runAb, s as splitFlags, j as formatChange, k as loadRuns, m as resolvePolicy, q as seededRandom, t as binomial, v as compareTests, x as summarize, y as applyConfirmation, z as formatPercent, A as synthesizeModel, u as updateBaseline, B as compareResults, C as renderConsole, E as writeTextAtomic, F as renderMarkdown, L as LIMITS, h as runPipeline, i as redact } from './chunks/pipeline-Q0TEOGhp.js';
 import { parseArgs } from 'node:util';
+import { b as buildLlamaServer, c as createProgress, s as stopAllChildren } from './chunks/protocol-BeAVIcP_.js';
 import 'node:fs';
 import 'node:fs/promises';
 import './chunks/histogram-BGWSAc6_.js';
@@ -28,14 +28,175 @@ import 'node:async_hooks';
 import 'node:console';
 import 'node:timers';
 import 'node:dns';
-import 'process';
-import 'buffer';
 import 'node:os';
 import 'node:timers/promises';
+import 'node:dns/promises';
 import 'node:child_process';
 import 'node:module';
+import 'process';
+import 'buffer';
 import 'readline';
 import 'events';
+
+/**
+ * Strict flag parsing for one subcommand (node:util parseArgs). Unknown flags, missing values and stray positionals
+ * become BadInputError naming the flag and pointing at `--help`.
+ */
+function parseFlags(command, argv, options) {
+    try {
+        return parseArgs({
+            args: argv,
+            options: { ...options, help: { type: "boolean", short: "h" } },
+            strict: true,
+            allowPositionals: false,
+        });
+    }
+    catch (e) {
+        const err = e;
+        const flag = /'(-[^']+)'/.exec(err.message)?.[1] ?? /(--?[\w-]+)/.exec(err.message)?.[1];
+        throw new BadInputError(err.message.replace(/\. To specify.*$/s, "").replace(/\s+$/, ""), {
+            subject: `tokengate ${command}${flag ? ` ${flag}` : ""}`,
+            hint: `see \`tokengate ${command} --help\``,
+        });
+    }
+}
+function intFlag(value, flag, example, min = 1, limit) {
+    if (value === undefined)
+        return undefined;
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || (limit !== undefined && n > limit.max)) {
+        const range = limit ? `from ${min} to ${limit.max} (${limit.why})` : `>= ${min}`;
+        throw new BadInputError(`must be an integer ${range}, got "${value}"`, { subject: flag, hint: example });
+    }
+    return n;
+}
+function oneOf(value, flag, choices) {
+    if (value === undefined)
+        return undefined;
+    if (!choices.includes(value)) {
+        throw new BadInputError(`must be one of ${choices.join(", ")}, got "${value}"`, {
+            subject: flag,
+            hint: `${flag} ${choices[0]}`,
+        });
+    }
+    return value;
+}
+const DURATION_UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+/**
+ * A duration flag in milliseconds: `120s`, `2m`, `1.5s`, `500ms`, `1h`, or a bare number of milliseconds (`90000`).
+ * At most `maxMs`; anything else (`2 minutes`, `-5s`, `5x`) is a BadInputError naming the flag.
+ */
+function durationFlag(value, flag, example, maxMs = 24 * 3_600_000) {
+    if (value === undefined)
+        return undefined;
+    const m = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?\s*$/i.exec(value);
+    const bad = (why) => {
+        throw new BadInputError(`${why}, got ${JSON.stringify(value)}`, {
+            subject: flag,
+            hint: `${example} (units: ms, s, m, h; a bare number is milliseconds)`,
+        });
+    };
+    if (!m)
+        return bad("must be a duration such as 120s, 2m or 500ms");
+    const ms = Math.round(Number(m[1]) * DURATION_UNITS_MS[(m[2] ?? "ms").toLowerCase()]);
+    if (ms > maxMs)
+        return bad(`must be at most ${maxMs / 60_000} minutes`);
+    return ms;
+}
+
+const AB_HELP = `tokengate ab: the same-runner A/B gate. Both arms run on this machine, interleaved (A B B A ...),
+each run in a freshly started server, and are judged as pairs with the suite's policy.
+
+  arm A (the base) inherits every head setting below that no --base-* flag overrides:
+  --suite FILE               the suite (head arm; also the base's unless --base-suite)
+  --base-suite FILE          the base's suite, e.g. the base branch's copy:
+                             git show origin/main:perf/suite.yml > /tmp/base.yml; --base-suite /tmp/base.yml
+  --server-bin PATH          head llama-server binary      --base-server-bin PATH   base binary
+  --server-source DIR        head llama.cpp source to build --base-server-source DIR (cached per source)
+  --model FILE               head model                     --base-model FILE        base model
+  --server-flags="FLAGS"     head server flags (replace the suite's target.serverFlags; split on spaces;
+  --base-server-flags="FLAGS"   write them with = since they start with a dash: --server-flags="-t 2")
+  --label NAME               head arm's name in reports (default head); --base-label NAME (default base)
+  --target KIND              in-process | llama-server (an external server cannot be restarted per run)
+  --pairs N                  interleaved pairs (default ${DEFAULT_PAIRS}: A B B A A B)
+  --trials N                 trials per test in every run (overrides the suite)
+  --aa                       allow identical arms: measure the gate's own A/A noise
+  --out DIR                  output folder (default tokengate-ab)
+
+Exit codes: 0 pass or warn, 1 fail, 2 bad input (an arm named), 3 could not run (an arm named).
+Example: tokengate ab --target llama-server --base-server-flags="-t 1" --server-flags="-t 2" --pairs 3
+`;
+async function runAbCommand(argv) {
+    const { values: v } = parseFlags("ab", argv, {
+        suite: { type: "string" },
+        "base-suite": { type: "string" },
+        "server-bin": { type: "string" },
+        "base-server-bin": { type: "string" },
+        "server-source": { type: "string" },
+        "base-server-source": { type: "string" },
+        model: { type: "string" },
+        "base-model": { type: "string" },
+        "server-flags": { type: "string" },
+        "base-server-flags": { type: "string" },
+        label: { type: "string" },
+        "base-label": { type: "string" },
+        target: { type: "string" },
+        pairs: { type: "string" },
+        trials: { type: "string" },
+        aa: { type: "boolean" },
+        out: { type: "string" },
+        quiet: { type: "boolean" },
+    });
+    if (v.help) {
+        process.stdout.write(AB_HELP);
+        return 0;
+    }
+    const target = oneOf(v.target, "--target", ["in-process", "llama-server", "external"]);
+    if (target === "external") {
+        throw new BadInputError("an A/B starts every run in a fresh server, which an external server cannot do", {
+            subject: "--target external",
+            hint: "use --target llama-server with --base-server-bin / --server-bin, or compare two runs with tokengate compare",
+        });
+    }
+    const pairs = intFlag(v.pairs, "--pairs", "--pairs 3", 2);
+    const trials = intFlag(v.trials, "--trials", "--trials 5");
+    const path = (p) => (p ? resolve(p) : undefined);
+    const arm = (side) => {
+        const pre = side === "base" ? "base-" : "";
+        const get = (k) => v[`${pre}${k}`];
+        const flags = get("server-flags");
+        const out = {
+            label: get("label") ?? side,
+            ...(get("suite") ? { suiteFile: path(get("suite")) } : {}),
+            ...(get("server-bin") ? { serverBin: path(get("server-bin")) } : {}),
+            ...(get("server-source") ? { serverSource: path(get("server-source")) } : {}),
+            ...(get("model") ? { modelPath: path(get("model")) } : {}),
+            ...(flags !== undefined ? { serverFlags: splitFlags(flags, `--${pre}server-flags`) } : {}),
+        };
+        return out;
+    };
+    const head = arm("head");
+    // The base inherits whatever the head sets and it does not (one suite file, one binary...): only what a --base-*
+    // flag names differs between the arms.
+    const { label: _headLabel, ...shared } = head;
+    const base = { ...shared, ...arm("base") };
+    const outcome = await runAb({
+        base: {
+            outDir: resolve(v.out ?? "tokengate-ab"),
+            ...(head.suiteFile ? { suiteFile: head.suiteFile } : {}),
+            ...(target ? { target } : {}),
+            ...(trials ? { trials } : {}),
+            ...(v.quiet ? { quiet: true } : {}),
+        },
+        a: base,
+        b: head,
+        ...(pairs ? { pairs } : {}),
+        ...(v.aa ? { allowIdentical: true } : {}),
+    });
+    const f = outcome.files;
+    process.stdout.write(`\nwrote ${[f.results, f.reportMd, ...(f.reportHtml ? [f.reportHtml] : []), ...f.extra].join(", ")}; every run's files in ${outcome.outDir}/runs/\n`);
+    return outcome.exitCode;
+}
 
 function validateVerdicts(input) {
     const policy = resolvePolicy({ ...input.policy });
@@ -387,55 +548,15 @@ function subset(run, names, idx) {
     };
 }
 
-/**
- * Strict flag parsing for one subcommand (node:util parseArgs). Unknown flags, missing values and stray positionals
- * become BadInputError naming the flag and pointing at `--help`.
- */
-function parseFlags(command, argv, options) {
-    try {
-        return parseArgs({
-            args: argv,
-            options: { ...options, help: { type: "boolean", short: "h" } },
-            strict: true,
-            allowPositionals: false,
-        });
-    }
-    catch (e) {
-        const err = e;
-        const flag = /'(-[^']+)'/.exec(err.message)?.[1] ?? /(--?[\w-]+)/.exec(err.message)?.[1];
-        throw new BadInputError(err.message.replace(/\. To specify.*$/s, "").replace(/\s+$/, ""), {
-            subject: `tokengate ${command}${flag ? ` ${flag}` : ""}`,
-            hint: `see \`tokengate ${command} --help\``,
-        });
-    }
-}
-function intFlag(value, flag, example, min = 1) {
-    if (value === undefined)
-        return undefined;
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min) {
-        throw new BadInputError(`must be an integer >= ${min}, got "${value}"`, { subject: flag, hint: example });
-    }
-    return n;
-}
-function oneOf(value, flag, choices) {
-    if (value === undefined)
-        return undefined;
-    if (!choices.includes(value)) {
-        throw new BadInputError(`must be one of ${choices.join(", ")}, got "${value}"`, {
-            subject: flag,
-            hint: `${flag} ${choices[0]}`,
-        });
-    }
-    return value;
-}
-
 const HELP = `tokengate: a performance gate for LLM inference
 
 Usage:
   tokengate run [--suite FILE] [--target in-process|llama-server|external] [--model FILE]
                 [--server-bin PATH] [--url URL] [--api-key-env NAME] [--baseline FILE|DIR]
-                [--trials N] [--out DIR]
+                [--wait-for-server DURATION] [--trials N] [--out DIR]
+  tokengate ab [--suite FILE] [--base-suite FILE] [--server-bin PATH] [--base-server-bin PATH]
+               [--model FILE] [--base-model FILE] [--server-flags "..."] [--base-server-flags "..."]
+               [--pairs N] [--aa] [--out DIR]      (same-runner A/B; tokengate ab --help)
   tokengate compare --baseline A.json --candidate B.json [--candidate B2.json]... [--out report.md]
   tokengate baseline update --from results.json [--from more.json]... --to baselines/NAME.json
   tokengate validate --a A1.json A2.json... [--b B1.json B2.json...] [--comparisons N] [--seed N]
@@ -457,6 +578,9 @@ const RUN_HELP = `tokengate run: start the target, run the suite, write results.
   --server-bin PATH   llama-server binary; default PATH, then the \`tokengate server build\` cache
   --url URL           external target base URL, e.g. http://127.0.0.1:8080
   --api-key-env NAME  environment variable with the external server's API key (default TOKENGATE_API_KEY)
+  --wait-for-server DURATION
+                      external: keep retrying this long while nothing listens at --url (a server still
+                      starting), e.g. 120s or 2m; default: a refused connection is an error within seconds
   --baseline PATH     results or baseline file (or a folder of baselines) to compare with
   --trials N          repeated trials per test (overrides the suite)
   --out DIR           output folder (default tokengate-results)
@@ -473,6 +597,7 @@ async function runRunCommand(argv) {
         "server-bin": { type: "string" },
         url: { type: "string" },
         "api-key-env": { type: "string" },
+        "wait-for-server": { type: "string" },
         baseline: { type: "string" },
         trials: { type: "string" },
         out: { type: "string" },
@@ -481,7 +606,8 @@ async function runRunCommand(argv) {
     if (v.help)
         return help(RUN_HELP);
     const target = oneOf(v.target, "--target", ["in-process", "llama-server", "external"]);
-    const trials = intFlag(v.trials, "--trials", "--trials 5");
+    const trials = intFlag(v.trials, "--trials", "--trials 5", 1, LIMITS.trials);
+    const waitForServerMs = durationFlag(v["wait-for-server"], "--wait-for-server", "--wait-for-server 2m", LIMITS.waitMs.max);
     const outcome = await runPipeline({
         outDir: resolve(v.out ?? "tokengate-results"),
         ...(v.suite ? { suiteFile: resolve(v.suite) } : {}),
@@ -490,6 +616,7 @@ async function runRunCommand(argv) {
         ...(v["server-bin"] ? { serverBin: resolve(v["server-bin"]) } : {}),
         ...(v.url ? { url: v.url } : {}),
         ...(v["api-key-env"] ? { apiKeyEnv: v["api-key-env"] } : {}),
+        ...(waitForServerMs !== undefined ? { waitForServerMs } : {}),
         ...(v.baseline ? { baselinePath: resolve(v.baseline) } : {}),
         ...(trials ? { trials } : {}),
         ...(v.quiet ? { quiet: true } : {}),
@@ -511,7 +638,7 @@ const POLICY_HELP = `  --warn-threshold F    a significant regression at or abov
   F is a percent (10%) or a fraction (0.10).
 `;
 async function policyFlags(v) {
-    const { parseFraction, resolvePolicy } = await import('./chunks/pipeline-DCjlSkec.js').then(function (n) { return n.C; });
+    const { parseFraction, resolvePolicy } = await import('./chunks/pipeline-Q0TEOGhp.js').then(function (n) { return n.G; });
     const input = {
         ...(v["warn-threshold"] ? { warn: parseFraction(v["warn-threshold"], "--warn-threshold") } : {}),
         ...(v["fail-threshold"] ? { fail: parseFraction(v["fail-threshold"], "--fail-threshold") } : {}),
@@ -566,10 +693,12 @@ async function runBaselineCommand(argv) {
         from: { type: "string", multiple: true },
         to: { type: "string" },
         name: { type: "string" },
+        "allow-partial": { type: "boolean" },
     });
     if (v.help) {
-        return help("tokengate baseline update --from results.json [--from more.json]... --to baselines/NAME.json [--name NAME]\n" +
-            "  several --from: runs of separate `tokengate run`s (fresh server processes), so comparisons measure run-to-run noise\n");
+        return help("tokengate baseline update --from results.json [--from more.json]... --to baselines/NAME.json [--name NAME] [--allow-partial]\n" +
+            "  several --from: runs of separate `tokengate run`s (fresh server processes), so comparisons measure run-to-run noise\n" +
+            "  --allow-partial: promote a run that was interrupted, aborted, or failed on errors (refused otherwise, exit 2)\n");
     }
     if (!v.from?.length || !v.to) {
         const { BadInputError } = await import('./chunks/errors-B0m1Om91.js');
@@ -582,6 +711,7 @@ async function runBaselineCommand(argv) {
         from: v.from.map((f) => resolve(f)),
         to: resolve(v.to),
         ...(v.name ? { name: v.name } : {}),
+        ...(v["allow-partial"] ? { allowPartial: true } : {}),
     });
     for (const w of r.warnings)
         process.stderr.write(`warning: ${w}\n`);
@@ -730,6 +860,7 @@ async function runBuildCommand(argv) {
 
 const COMMANDS = {
     run: runRunCommand,
+    ab: runAbCommand,
     compare: runCompareCommand,
     "baseline update": runBaselineCommand,
     "model synth": runSynthCommand,
@@ -749,7 +880,7 @@ async function runCli(argv) {
         return ExitCode.pass;
     }
     if (one === "--version" || one === "-v") {
-        const { packageInfo } = await import('./chunks/pipeline-DCjlSkec.js').then(function (n) { return n.D; });
+        const { packageInfo } = await import('./chunks/pipeline-Q0TEOGhp.js').then(function (n) { return n.H; });
         process.stdout.write(`${packageInfo().version}\n`);
         return ExitCode.pass;
     }
@@ -757,8 +888,51 @@ async function runCli(argv) {
     return ExitCode.badInput;
 }
 
+/**
+ * tokengate stops when the process that started it is gone. `npx tokengate run` is npx -> `sh -c tokengate ...` ->
+ * node tokengate; SIGTERM to npx (timeout(1) on the wrapper, a CI runner) is relayed to the shell, which dies of it,
+ * and tokengate (with its llama-server) was left running under pid 1 until the run ended (seen here, npm 11.19).
+ *
+ * Why polling the parent pid: nothing else works for a node process. The kernel's parent-death signal
+ * (PR_SET_PDEATHSIG) cannot be set on oneself from JavaScript, and re-executing tokengate under setpriv would add a
+ * process in front of every run. `process.ppid` asks the kernel each time (getppid), so a 1 s poll notices within a
+ * second; an orphan's new parent is pid 1 or a subreaper (systemd --user, a container's init), so the rule is "the
+ * parent changed", not "the parent is 1".
+ *
+ * What happens then: tokengate sends itself SIGTERM, so a vanished parent takes the same path as SIGTERM: the hooks of
+ * src/util/children.ts stop the servers and exit with 143, and whatever else listens for SIGTERM runs too.
+ *
+ * Deliberately detached runs (`setsid tokengate ...`, `tokengate ... &` from a shell that then exits) would stop too:
+ * TOKENGATE_OUTLIVE_PARENT=1 turns the watch off, and the message says so.
+ *
+ * Not covered: SIGKILL to npx itself leaves its `sh -c` alive and still waiting on tokengate, so tokengate's parent
+ * does not change; the run goes on to its end (its servers stay tied to tokengate, src/util/tied-spawn.ts).
+ */
+const OUTLIVE_PARENT_ENV = "TOKENGATE_OUTLIVE_PARENT";
+/** Starts the watch (an unref'd timer: it never keeps tokengate alive). No-op with TOKENGATE_OUTLIVE_PARENT=1. */
+function watchParent(opts = {}) {
+    const env = opts.env ?? process.env;
+    if (env[OUTLIVE_PARENT_ENV] === "1")
+        return { stop() { } };
+    const parent = process.ppid;
+    const onGone = opts.onGone ??
+        ((was, now) => process.stderr.write(`tokengate: the process that started it (pid ${was}) is gone (parent now pid ${now}); stopping the run as on SIGTERM (set ${OUTLIVE_PARENT_ENV}=1 to keep running detached)\n`));
+    const timer = setInterval(() => {
+        const now = process.ppid;
+        if (now === parent)
+            return;
+        clearInterval(timer);
+        onGone(parent, now);
+        process.kill(process.pid, "SIGTERM");
+    }, opts.intervalMs ?? 1000);
+    timer.unref();
+    return { stop: () => clearInterval(timer) };
+}
+
 // Entry of the `tokengate` command: parse, run, map the outcome to an exit code. The one failure boundary of the CLI.
 async function main() {
+    // A run does not outlive the process that started it (npx's shell, a CI step): see util/parent-watch.ts.
+    watchParent();
     let code;
     try {
         code = await runCli(process.argv.slice(2));

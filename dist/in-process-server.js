@@ -1,6 +1,6 @@
 import { createRequire as __tokengateCreateRequire } from "node:module";
 const require = __tokengateCreateRequire(import.meta.url);
-import { j as isParentMessage, L as LOOPBACK, n as nodeLlamaCppBuild } from './chunks/protocol-CHD2zb_B.js';
+import { k as isParentMessage, L as LOOPBACK, n as nodeLlamaCppBuild } from './chunks/protocol-BeAVIcP_.js';
 import { basename } from 'node:path';
 import { LlamaLogLevel, getLlama, resolveChatWrapper, TokenBias } from 'node-llama-cpp';
 import { createHash, randomBytes } from 'node:crypto';
@@ -1174,10 +1174,13 @@ async function start(config) {
         },
     });
 }
+/** A dispose that hangs (a native call that does not return) must not keep the child alive: exit anyway. */
+const SHUTDOWN_DEADLINE_MS = 3000;
 async function shutdown(code) {
     if (stopping)
         return;
     stopping = true;
+    setTimeout(() => process.exit(code), SHUTDOWN_DEADLINE_MS).unref();
     server?.close();
     server?.closeAllConnections();
     await engine?.dispose();
@@ -1198,6 +1201,8 @@ function main() {
     });
     for (const signal of ["SIGTERM", "SIGINT"])
         process.on(signal, () => void shutdown(0));
+    // The parent is gone (also by SIGKILL: the kernel closes its end of the IPC socket): so are we. This is the
+    // in-process child's parent-death signal (fork() runs node itself; the IPC channel does what setpriv does).
     process.on("disconnect", () => void shutdown(0));
 }
 main();

@@ -1,6 +1,6 @@
 import { createRequire as __tokengateCreateRequire } from "node:module";
 const require = __tokengateCreateRequire(import.meta.url);
-import { k as getState, S as State, l as parseRecorded, i as info, m as stopOwnedProcesses, w as warning } from './chunks/cleanup-DFkmoF7W.js';
+import { k as getState, S as State, l as parseRecorded, i as info, m as stopOwnedProcesses, w as warning } from './chunks/cleanup-CFxEVikh.js';
 import 'os';
 import 'crypto';
 import 'fs';

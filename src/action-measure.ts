@@ -17,6 +17,11 @@ import type { RunConfig } from "./config/run-config.js";
 import type { PipelineHooks, PipelineOutcome } from "./pipeline.js";
 import { escapeMarkdown as esc } from "./report/escape.js";
 
+/** A name in a code span: no markdown applies inside one, so only what could end the span is removed. */
+function codeSpan(text: string): string {
+  return `\`${text.replace(/[`\r\n]/g, "").slice(0, 200)}\``;
+}
+
 export interface MeasureDeps {
   runPipeline: (config: RunConfig, hooks?: PipelineHooks) => Promise<PipelineOutcome>;
   runAb: (config: AbConfig, hooks?: AbHooks) => Promise<PipelineOutcome>;
@@ -107,8 +112,10 @@ async function measureBaseline(
   const name = inputs.baselineName ?? last.results.suite.name;
   const to = join(outDir, `${name}.json`);
   const made = await updateBaseline({ from: runs.map((r) => r.files.results), to, name });
+  const file = codeSpan(basename(to));
+  const target = codeSpan(`baselines/${basename(to)}`);
   const notes = [
-    `Candidate baseline \`${esc(basename(to), { maxLength: 120 })}\` (${runs.length} runs) is in the artifact. To adopt it: download the artifact, copy it to \`baselines/${esc(basename(to), { maxLength: 120 })}\` and open a pull request, so the baseline is reviewed like code (\`gh run download <run id> -n <artifact>\`; locally the same file comes from \`tokengate baseline update --from run-1/results.json ... --to baselines/${esc(basename(to), { maxLength: 120 })}\`).`,
+    `Candidate baseline ${file} (${runs.length} runs) is in the artifact. To adopt it: download the artifact, copy it to ${target} and open a pull request, so the baseline is reviewed like code (${codeSpan("gh run download <run id> -n <artifact>")}; locally the same file comes from ${codeSpan(`tokengate baseline update --from run-1/results.json ... --to baselines/${basename(to)}`)}).`,
     ...made.warnings.map((w) => `⚠️ ${esc(w, { maxLength: 400 })}`),
   ];
   const outcome: PipelineOutcome = {

@@ -1,6 +1,6 @@
 // Entry of the `tokengate` command: parse, run, map the outcome to an exit code. The one failure boundary of the CLI.
 import { runCli } from "./cli/commands.js";
-import { stopAllChildren } from "./util/children.js";
+import { interruptExitCode, interruptSignal, stopAllChildren } from "./util/children.js";
 import { ExitCode, isTokengateError } from "./util/errors.js";
 import { watchParent } from "./util/parent-watch.js";
 import { redact } from "./util/secrets.js";
@@ -22,7 +22,9 @@ async function main(): Promise<void> {
     }
   }
   await stopAllChildren();
-  process.exitCode = code;
+  // An interrupted run ends with the signal's conventional code, whatever it wrote (util/children.ts onInterrupt).
+  const signal = interruptSignal();
+  process.exitCode = signal ? interruptExitCode(signal) : code;
 }
 
 void main();

@@ -8,7 +8,7 @@ import {
   resolveComparison,
 } from "./analysis/decide.js";
 import { policyFromBlock } from "./analysis/policy.js";
-import { planConfirmation } from "./analysis/verdict.js";
+import { markStopped, planConfirmation } from "./analysis/verdict.js";
 import { measureRun } from "./arms/measure-run.js";
 import { outputFiles, type PipelineFiles, writeOutputs } from "./arms/outputs.js";
 import { checkOutDir } from "./config/out-dir.js";
@@ -21,6 +21,7 @@ import { writeJsonAtomic } from "./report/write.js";
 import { testName } from "./suite/index.js";
 import { planTarget } from "./target/index.js";
 import type { Endpoint, Target } from "./target/types.js";
+import { onInterrupt } from "./util/children.js";
 import type { ExitCodeValue } from "./util/errors.js";
 
 export type { PipelineFiles } from "./arms/outputs.js";
@@ -61,6 +62,12 @@ export async function runPipeline(config: RunConfig, hooks: PipelineHooks = {}):
   if (plan.embeddedDefault) log(`tokengate: no model given: using the embedded synthetic tiny model (${plan.model})`);
   const sink = new RecordSink(files.records);
   const policy = policyFromBlock(suite.policy);
+  // SIGINT/SIGTERM end the run cleanly: stop measuring, judge and write what was measured, exit 130/143.
+  const interrupt = new AbortController();
+  const offInterrupt = onInterrupt((signal) => {
+    log(`tokengate: ${signal}: stopping the run and writing what was measured`);
+    interrupt.abort(`interrupted by ${signal}`);
+  });
   let results: Results;
   let comparison: Comparison | undefined;
   try {
@@ -70,6 +77,7 @@ export async function runPipeline(config: RunConfig, hooks: PipelineHooks = {}):
       config,
       sink,
       log,
+      signal: interrupt.signal,
       onProgress: (partial) => writeJsonAtomic(files.results, partial),
       ...(hooks.onTargetStarted ? { onTargetStarted: hooks.onTargetStarted } : {}),
     });
@@ -77,6 +85,7 @@ export async function runPipeline(config: RunConfig, hooks: PipelineHooks = {}):
     results = first.results;
     if (baseline) comparison = await resolveComparison(baseline, results);
     results.verdict = decideVerdict(results, suite, comparison);
+    if (first.stopped) markStopped(results, first.stopped, interrupt.signal.aborted);
     // A baseline comparison that fails is rerun once, in a fresh server process, before it is believed: runner
     // noise persists for a whole run (docs/verdicts.md), so the rerun is a second candidate run, not more trials.
     // Targets and crashes are not rerun: a rerun cannot make them untrue.
@@ -90,13 +99,16 @@ export async function runPipeline(config: RunConfig, hooks: PipelineHooks = {}):
         sink,
         log,
         label: "confirmation rerun",
+        signal: interrupt.signal,
         tests: suite.tests.filter((t) => confirm.tests.includes(testName(t))),
         ...(hooks.onTargetStarted ? { onTargetStarted: hooks.onTargetStarted } : {}),
       });
       results.verdict = confirmVerdict(results, rerun.results, comparison, policy);
+      if (rerun.stopped) markStopped(results, `confirmation rerun: ${rerun.stopped}`, interrupt.signal.aborted);
     }
   } finally {
     sink.close();
+    offInterrupt();
   }
 
   const reportMarkdown = await writeOutputs(results, comparison, outDir, files);

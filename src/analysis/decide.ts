@@ -106,5 +106,7 @@ export function confirmVerdict(
   const firstPart: Results = { ...first, tests: first.tests.filter((t) => rerunTests.has(t.name)) };
   const together = judge({ results: firstPart, moreRuns: [rerun], baseline: comparison.baseline, policy });
   const alone = judge({ results: rerun, baseline: comparison.baseline, policy });
-  return applyConfirmation(first.verdict, together, policy, { runs: 2, rerunAlone: alone });
+  const confirmed = applyConfirmation(first.verdict, together, policy, { runs: 2, rerunAlone: alone });
+  // What changed is the same for the rerun: it is the same configuration.
+  return first.verdict.changes ? { ...confirmed, changes: first.verdict.changes } : confirmed;
 }

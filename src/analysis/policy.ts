@@ -28,9 +28,8 @@ export interface Policy {
    */
   power: number;
   /**
-   * What a regression-sized change that is not significant gives: `warn` or `pass` (its reason says "inconclusive"
-   * and what the comparison could have caught either way). Unset: `warn` against a stored baseline, `pass` in a
-   * same-runner A/B, whose pairs measure their own noise (docs/verdicts.md "Inconclusive").
+   * What a regression-sized change that is not significant gives: `pass` (unset) or `warn`. Its reason says
+   * "inconclusive" and what the comparison could have caught either way (docs/verdicts.md "Inconclusive").
    */
   inconclusive?: "warn" | "pass";
   /** Fewer per-trial values than this on either side is too little evidence: warn "inconclusive". Default 5. */
@@ -69,6 +68,11 @@ export interface Policy {
    * docs/verdicts.md "Busy machines"). Default 0.25; 1 turns the guard off.
    */
   busyMachine: number;
+  /**
+   * A run whose server sent no byte and finished no request for this long while requests were in flight is ended as
+   * "server stalled" (arms/measure-run.ts): the test is aborted, the rest skipped, the verdict fails. Default 20 s.
+   */
+  stallWindowS: number;
 }
 
 /** The issue's default gate: latency medians and tails, decode speed, throughput (error rate is gated absolutely). */
@@ -119,6 +123,7 @@ export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
   confirmFails: true,
   runNoiseDf: RUN_NOISE_DF_DEFAULT,
   busyMachine: 0.25,
+  stallWindowS: 20,
 });
 
 const EXAMPLES = {
@@ -197,6 +202,12 @@ export function resolvePolicy(input: PolicyInput = {}, subjects: Partial<Record<
   }
   if (!(p.alpha > 0 && p.alpha < 0.5)) {
     throw new BadInputError(`must be between 0 and 0.5, got ${p.alpha}`, { subject: name("alpha"), hint: "e.g. 0.05" });
+  }
+  if (!(Number.isFinite(p.stallWindowS) && p.stallWindowS >= 1 && p.stallWindowS <= 3600)) {
+    throw new BadInputError(`must be from 1 to 3600 seconds, got ${p.stallWindowS}`, {
+      subject: name("stallWindowS"),
+      hint: "e.g. 20 (longer than the server's slowest first token under load)",
+    });
   }
   if (!(p.power > 0.5 && p.power < 1)) {
     throw new BadInputError(`must be between 0.5 and 1, got ${p.power}`, { subject: name("power"), hint: "e.g. 0.95" });

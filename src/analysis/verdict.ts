@@ -338,3 +338,23 @@ export function applyConfirmation(
   });
   return summarize(checks);
 }
+
+/**
+ * A run that ended early is never a pass and never a baseline: `status` says interrupted (a signal) or aborted (the
+ * server died or stalled), with the reason, and a run check fails the verdict (baseline update refuses such a run).
+ */
+export function markStopped(results: Results, reason: string, interrupted: boolean): void {
+  results.status = interrupted ? "interrupted" : "aborted";
+  results.statusReason = reason;
+  const check = {
+    test: "*",
+    metric: "*",
+    source: "run" as const,
+    verdict: "fail" as const,
+    reason: `run ${interrupted ? "interrupted" : "aborted"}: ${reason}; the results are partial`,
+  };
+  results.verdict = {
+    ...summarize([...results.verdict.checks, check]),
+    ...(results.verdict.changes ? { changes: results.verdict.changes } : {}),
+  };
+}

@@ -11,13 +11,14 @@ import { mkdirSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { suiteTargets } from "../analysis/decide.js";
 import { policyFromBlock } from "../analysis/policy.js";
-import { judgeAb } from "../analysis/verdict.js";
+import { judgeAb, markStopped } from "../analysis/verdict.js";
 import { checkOutDir } from "../config/out-dir.js";
 import type { RunConfig } from "../config/run-config.js";
 import type { Results } from "../measure/results.js";
 import { renderConsole } from "../report/console.js";
 import { buildLlamaServer } from "../target/llama-build.js";
 import type { Endpoint, Target } from "../target/types.js";
+import { onInterrupt } from "../util/children.js";
 import { BadInputError, CouldNotRunError, type ExitCodeValue } from "../util/errors.js";
 import { type ArmSpec, checkArmsDiffer, interleave, resolveArm } from "./arm.js";
 import { runArms } from "./engine.js";
@@ -84,14 +85,21 @@ export async function runAb(config: AbConfig, hooks: AbHooks = {}): Promise<AbOu
   log(
     `tokengate: A/B of ${pairs} pairs (${order.join(" ")}), each run in a fresh server: A = ${a.spec.label}, B = ${b.spec.label}`,
   );
+  // SIGINT/SIGTERM end the A/B cleanly: the run in flight stops, what was measured is judged and written.
+  const interrupt = new AbortController();
+  hooks.signal?.addEventListener("abort", () => interrupt.abort(hooks.signal?.reason), { once: true });
+  const offInterrupt = onInterrupt((signal) => {
+    log(`tokengate: ${signal}: stopping the A/B and writing what was measured`);
+    interrupt.abort(`interrupted by ${signal}`);
+  });
   const out = await runArms({
     arms: { A: a, B: b },
     order,
     outDir,
     log,
-    ...(hooks.signal ? { signal: hooks.signal } : {}),
+    signal: interrupt.signal,
     ...(hooks.onTargetStarted ? { onTargetStarted: hooks.onTargetStarted } : {}),
-  });
+  }).finally(offInterrupt);
   const runsOf = (name: string) => out.runs.filter((r) => r.arm === name);
   const aRuns = runsOf("A");
   const bRuns = runsOf("B");
@@ -119,6 +127,7 @@ export async function runAb(config: AbConfig, hooks: AbHooks = {}): Promise<AbOu
     })),
     ...(out.stopped ? { stopped: out.stopped } : {}),
   };
+  if (out.stopped) markStopped(results, out.stopped, interrupt.signal.aborted);
   const reportMarkdown = await writeOutputs(results, undefined, outDir, files);
   // Every run's own results travel with the report (the Action uploads files.extra with the artifact).
   files.extra.push(...out.runs.map((r) => join(r.dir, "results.json")));

@@ -5,6 +5,7 @@
  * seeded by the suite, a watchdog on the server, server and machine samplers per test, results written per test.
  */
 import { existsSync } from "node:fs";
+import { policyFromBlock, resolvePolicy } from "../analysis/policy.js";
 import { StreamClient } from "../client/stream-client.js";
 import type { RunConfig } from "../config/run-config.js";
 import type { LoadedSuite } from "../config/suite-loader.js";
@@ -18,6 +19,7 @@ import type { TestContext } from "../suite/context.js";
 import { plannedRequests, runTest, testName, trialsFor } from "../suite/index.js";
 import { probeResetFor } from "../suite/probe-reset.js";
 import { llamaServerRestarter, type RestartTarget } from "../suite/scaling.js";
+import { probeLlamaHealth } from "../target/health.js";
 import { createTarget, llamaServerOptions, type TargetPlan } from "../target/index.js";
 import type { Endpoint, Target } from "../target/types.js";
 import { packageInfo } from "../util/package-root.js";
@@ -109,6 +111,8 @@ class MeasureSession {
   private readonly watchdog: NodeJS.Timeout;
   private readonly rng;
   private readonly unlink: () => void;
+  private readonly stallMs: number;
+  private probing = false;
   private closed = false;
 
   constructor(
@@ -125,8 +129,15 @@ class MeasureSession {
       requestTimeoutMs: suite.request.requestTimeoutMs,
     });
     this.rng = createRng(suite.seed);
+    this.stallMs = resolvePolicy(policyFromBlock(suite.policy)).stallWindowS * 1000;
     this.watchdog = setInterval(() => {
-      if (!target.alive()) this.stop.abort(new Error(`the ${target.kind} server exited during the run`));
+      if (this.stopped) return;
+      if (!target.alive()) {
+        this.stop.abort(`the ${target.kind} server exited during the run`);
+        return;
+      }
+      const act = this.client.activity();
+      if (act.inFlight > 0 && act.idleMs > this.stallMs && !this.probing) void this.stalled(act);
     }, WATCHDOG_MS);
     const onOuter = () => this.stop.abort(outer?.reason);
     if (outer?.aborted) onOuter();
@@ -136,6 +147,20 @@ class MeasureSession {
 
   get stopped(): boolean {
     return this.stop.signal.aborted;
+  }
+
+  /**
+   * No byte from the server and no request done for the stall window while requests wait (a process stopped with
+   * SIGSTOP, a server wedged in a driver call): probe it once, then end the run with that reason. The tests in flight
+   * end as aborted with what they measured; the rest are skipped. Bound: the window, one probe (2 s), the stop.
+   */
+  private async stalled(act: { inFlight: number; idleMs: number }): Promise<void> {
+    this.probing = true;
+    const probe = await probeLlamaHealth(this.endpoint.baseUrl, { timeoutMs: 2000 }).catch(() => undefined);
+    if (this.stopped) return;
+    this.stop.abort(
+      `server stalled: no byte and no finished request for ${(act.idleMs / 1000).toFixed(0)} s with ${act.inFlight} request${act.inFlight === 1 ? "" : "s"} in flight (stall window ${this.stallMs / 1000} s, policy.stallWindowS); a /health probe then got ${probe ? probe.detail : "no answer"}`,
+    );
   }
 
   /** Why the run stopped early, in words; undefined while it has not. */

@@ -57,7 +57,33 @@ export class StreamClient {
     await this.dispatcher.close();
   }
 
+  /** Requests in flight now. */
+  private inFlightCount = 0;
+  /** When (Date.now) the server last sent a byte or a request last succeeded, or a request started after a quiet time. */
+  private lastProgressMs = Date.now();
+
+  /**
+   * What the run's stall watchdog reads (arms/measure-run.ts): requests in flight and how long no byte arrived and no
+   * request succeeded. Failed requests are not progress: a stopped server fails every request at its timeout.
+   */
+  activity(): { inFlight: number; idleMs: number } {
+    return { inFlight: this.inFlightCount, idleMs: Date.now() - this.lastProgressMs };
+  }
+
   async send(gen: GenerationRequest, meta: RequestMeta, signal?: AbortSignal): Promise<RequestRecord> {
+    // Time between requests is not a stall: the quiet time starts with the first request sent into it.
+    if (this.inFlightCount === 0) this.lastProgressMs = Date.now();
+    this.inFlightCount++;
+    try {
+      const record = await this.sendOnce(gen, meta, signal);
+      if (record.ok) this.lastProgressMs = Date.now();
+      return record;
+    } finally {
+      this.inFlightCount--;
+    }
+  }
+
+  private async sendOnce(gen: GenerationRequest, meta: RequestMeta, signal?: AbortSignal): Promise<RequestRecord> {
     const spec = buildRequest(gen, this.endpoint);
     const body = JSON.stringify(spec.body);
     const record: RequestRecord = {
@@ -239,6 +265,7 @@ export class StreamClient {
     sink: ResponseSink,
     onController: (c: DispatchController) => void,
   ): Promise<void> {
+    const client = this;
     return new Promise<void>((resolve, reject) => {
       let stopped = false;
       this.dispatcher.dispatch(
@@ -251,6 +278,7 @@ export class StreamClient {
             sink.status(statusCode);
           },
           onResponseData(controller, chunk) {
+            client.lastProgressMs = Date.now();
             if (stopped) return;
             if (!sink.data(chunk)) {
               stopped = true;

@@ -418,11 +418,19 @@ export const policySchema = z
       .optional()
       .describe("Rerun in a fresh server process before a baseline fail (default true)"),
     holmFamily: z.enum(["test", "run"]).optional().describe("Holm across each test's metrics or the whole run"),
+    stallWindowS: z
+      .number()
+      .min(1)
+      .max(3600)
+      .optional()
+      .describe(
+        "End the run as 'server stalled' after this many seconds without a byte while requests wait (default 20)",
+      ),
     inconclusive: z
       .enum(["warn", "pass"])
       .optional()
       .describe(
-        "A regression-sized change that is not significant: warn or pass (default: warn against a stored baseline, pass in tokengate ab)",
+        "A regression-sized change that is not significant: pass (default; the reason says inconclusive and what the gate could have caught) or warn",
       ),
     errorRate: z
       .object({

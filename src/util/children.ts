@@ -54,15 +54,49 @@ function killAllNow(): void {
   }
 }
 
+export type InterruptSignal = "SIGINT" | "SIGTERM";
+const EXIT_CODE: Record<InterruptSignal, number> = { SIGINT: 130, SIGTERM: 143 };
+/** How long a run gets to write what it measured after a signal before its children are stopped and it exits. */
+const WIND_DOWN_MS = 20_000;
+let interruptHandler: ((signal: InterruptSignal) => void) | undefined;
+let interruptedBy: InterruptSignal | undefined;
+
+/**
+ * A run that wants to end cleanly on SIGINT/SIGTERM (stop measuring, write results.json with status "interrupted"
+ * and report.md, exit 130/143) registers here. The first signal calls the handler, and a fallback stops every child
+ * and exits after WIND_DOWN_MS if the run does not finish; a second signal exits at once. Returns the unregister.
+ */
+export function onInterrupt(handler: (signal: InterruptSignal) => void): () => void {
+  installHooks();
+  interruptHandler = handler;
+  return () => {
+    if (interruptHandler === handler) interruptHandler = undefined;
+  };
+}
+
+/** The signal that interrupted this process, if one did: the CLI exits with its 128+n code. */
+export function interruptSignal(): InterruptSignal | undefined {
+  return interruptedBy;
+}
+
+export function interruptExitCode(signal: InterruptSignal): number {
+  return EXIT_CODE[signal];
+}
+
 function installHooks(): void {
   if (hooksInstalled) return;
   hooksInstalled = true;
-  // On a signal: stop children gracefully, then exit with the conventional 128+signal code.
-  for (const [signal, code] of [
-    ["SIGINT", 130],
-    ["SIGTERM", 143],
-  ] as const) {
-    process.once(signal, () => {
+  // On a signal: let a registered run wind down, else stop children gracefully, then exit with 128+signal.
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      const code = EXIT_CODE[signal];
+      const first = interruptedBy === undefined;
+      interruptedBy ??= signal;
+      if (first && interruptHandler) {
+        interruptHandler(signal);
+        setTimeout(() => void stopAllChildren(3000).finally(() => process.exit(code)), WIND_DOWN_MS).unref();
+        return;
+      }
       void stopAllChildren(3000).finally(() => process.exit(code));
     });
   }

@@ -245,6 +245,80 @@ describe("mode: run", () => {
   });
 });
 
+describe("mode: ab and mode: baseline", () => {
+  /** A git repository whose main branch has the suite without request batching; the head turns it on. */
+  function repoWithSuiteChange(): { ws: string; suite: string } {
+    const ws = workspace();
+    const git = (...args: string[]) => {
+      const r = spawnSync("git", args, { cwd: ws, encoding: "utf8" });
+      if (r.status !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`);
+    };
+    const base = readFileSync(SUITE, "utf8");
+    const suite = join(ws, "perf", "suite.yml");
+    spawnSync("mkdir", ["-p", join(ws, "perf")]);
+    writeFileSync(suite, base);
+    git("init", "-q", "-b", "main");
+    git("-c", "user.email=t@example.com", "-c", "user.name=t", "add", "perf/suite.yml");
+    git("-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "base");
+    // The pull request's change: the seed's request batching, which holds each prompt up to 40 ms.
+    writeFileSync(suite, base.replace("  threads: 2", "  threads: 2\n  batching: { maxBatchSize: 4, maxWaitMs: 40 }"));
+    return { ws, suite };
+  }
+
+  it("mode ab measures the base branch's suite against the head's on this runner and leads with What changed", async () => {
+    const fake = await fakeGitHub();
+    const { ws, suite } = repoWithSuiteChange();
+    const run = await runAction({
+      env: runnerEnv(fake, { GITHUB_WORKSPACE: ws, GITHUB_SHA: HEAD, GITHUB_BASE_REF: "main" }),
+      event: prEvent(7, HEAD, `${OWNER}/${REPO}`),
+      inputs: { mode: "ab", suite, "base-ref": "main", pairs: "2", "github-token": "ghs_write", matrix: "null" },
+    });
+    const verdict = run.outputs.verdict;
+    expect(run.code, run.log).toBe(verdict === "fail" ? 1 : 0);
+    const results = JSON.parse(readFileSync(run.outputs["results-path"]!, "utf8"));
+    expect(results.ab.order).toEqual(["A", "B", "B", "A"]);
+    expect(results.verdict.changes.map((c: { label: string }) => c.label)).toContain("target batching");
+    expect(run.summary).toContain("A/B: the base arm uses main:perf/suite.yml.");
+    const comment = fake.comments.find((c) => c.body.includes("<!-- tokengate:"))!;
+    expect(comment.body).toMatch(/\*\*What changed:\*\* .*target batching false → true/);
+    // Every run's results travel in the artifact.
+    const art = fake.artifacts.find((a) => a.name === "tokengate-bench")!;
+    const zip = fake.blobs.get(art.blobKey)!.toString("latin1");
+    for (const f of ["runs/A-1/results.json", "runs/B-2/results.json", "report.md"]) expect(zip).toContain(f);
+  });
+
+  it("mode ab with identical arms is bad input naming what to vary, and nothing is measured", async () => {
+    const fake = await fakeGitHub();
+    const run = await runAction({
+      env: runnerEnv(fake, { GITHUB_WORKSPACE: workspace(), GITHUB_SHA: HEAD }),
+      event: prEvent(7, HEAD, `${OWNER}/${REPO}`),
+      inputs: { mode: "ab", suite: SUITE, "github-token": "ghs_write", matrix: "null" },
+    });
+    expect(run.code).toBe(1);
+    expect(run.log).toMatch(/::error::.*arms A \(base\) and B \(head\) are identical/);
+    expect(fake.comments.filter((c) => c.body.includes("<!-- tokengate:"))).toEqual([]);
+  });
+
+  it("mode baseline uploads a candidate baseline of separate runs and says how to commit it", async () => {
+    const fake = await fakeGitHub();
+    const ws = workspace();
+    const run = await runAction({
+      env: runnerEnv(fake, { GITHUB_WORKSPACE: ws, GITHUB_SHA: HEAD }),
+      event: prEvent(7, HEAD, `${OWNER}/${REPO}`),
+      inputs: { mode: "baseline", suite: SUITE, runs: "2", "github-token": "ghs_write", matrix: "null" },
+    });
+    expect(run.code, run.log).toBe(0);
+    const candidate = join(ws, "tokengate-results", "bench", "action-e2e.json");
+    const baseline = JSON.parse(readFileSync(candidate, "utf8"));
+    expect(baseline.baselineVersion).toBe(1);
+    expect(baseline.moreRuns).toHaveLength(1);
+    expect(run.summary).toContain("Candidate baseline `action-e2e.json` (2 runs) is in the artifact");
+    expect(run.summary).toContain("baselines/action-e2e.json");
+    const art = fake.artifacts.find((a) => a.name === "tokengate-bench")!;
+    expect(fake.blobs.get(art.blobKey)!.toString("latin1")).toContain("action-e2e.json");
+  });
+});
+
 describe("mode: report (fork-safe)", () => {
   const fixtureArtifact = (prNumber: number) => ({
     "results.json": readFileSync(join(FIXTURES, "results.json")),

@@ -9,7 +9,8 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { updateBaseline } from "../../src/analysis/baseline.js";
+import { loadBaseline, updateBaseline } from "../../src/analysis/baseline.js";
+import { judge } from "../../src/analysis/verdict.js";
 import { runAb } from "../../src/arms/ab.js";
 import type { Results } from "../../src/measure/results.js";
 import { runPipeline } from "../../src/pipeline.js";
@@ -31,18 +32,24 @@ target:
   ${target}
 request: { maxTokens: 16 }
 trials: 5
+# Other test files run beside this one: the busy-machine guard (tested on its own) would turn fails into warns.
+policy: { busyMachine: 1 }
 tests:
   - kind: latency
     promptTokens: [32]
     repetitions: 3
     warmup: 1
+  - kind: throughput
+    concurrency: 4
+    requests: 8
+    warmup: 2
 `;
 
 describe("run --baseline on the in-process target", () => {
   let baselines: string;
   let base: Results;
   beforeAll(async () => {
-    const file = suite("in-process", GATE("kind: in-process"));
+    const file = suite("in-process", GATE("kind: in-process\n  sequences: 4"));
     const runs: string[] = [];
     for (const i of [1, 2, 3]) {
       const out = join(dir, `ip-base-${i}`);
@@ -70,11 +77,12 @@ describe("run --baseline on the in-process target", () => {
     expect(outcome.reportMarkdown).toContain("**What changed:** nothing (same configuration)");
   }, 120_000);
 
-  it("a slower configuration (request batching that holds prompts 60 ms) fails, and What changed names it", async () => {
+  it("a slower configuration (request batching that holds a lone prompt 60 ms) fails, and What changed names it", async () => {
     // The same suite with the seed's batching on: a configuration change, compared rather than refused.
     const file = suite(
       "in-process-batching",
-      GATE("kind: in-process\n  batching: { maxBatchSize: 8, maxWaitMs: 60 }").replace("gate-e2e\n", "gate-e2e\n"),
+      // With 4 sequences free, a lone new prompt waits the whole 60 ms for company.
+      GATE("kind: in-process\n  sequences: 4\n  batching: { maxBatchSize: 4, maxWaitMs: 60 }"),
     );
     const outcome = await runPipeline(
       {
@@ -124,9 +132,14 @@ describe("run --baseline on the in-process target", () => {
     const fixture = new URL("../fixtures/results/quick.json", import.meta.url).pathname;
     const migrated = join(dir, "release-baseline");
     await updateBaseline({ from: fixture, to: join(migrated, "quick.json") });
-    const { loadBaseline } = await import("../../src/analysis/baseline.js");
     const b = await loadBaseline(join(migrated, "quick.json"));
-    expect(b.results.tests.map((t) => t.name)).toEqual(["latency", "throughput"]);
+    const release = JSON.parse(readFileSync(fixture, "utf8")) as Results;
+    expect(b.results.tests.map((t) => t.name)).toEqual(release.tests.map((t) => t.name));
+    // Compared with itself: every gated metric compared, nothing changed, nothing "not comparable".
+    const v = judge({ results: release, baseline: b });
+    expect(v.changes).toEqual([]);
+    expect(v.checks.filter((c) => c.source === "baseline" && c.comparison).length).toBeGreaterThan(0);
+    expect(v.checks.some((c) => /not comparable/.test(c.reason))).toBe(false);
   });
 });
 

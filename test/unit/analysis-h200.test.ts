@@ -30,7 +30,11 @@ describe("validation on real H200 runs (default policy, 5 trials, 3-run baseline
   });
 
   it("A/B of the real ~10% slowdown: at least 95% warn or fail and at least 80% fail", async () => {
-    const r = await validateFiles({ a: pool("a"), b: pool("b") });
+    // Issue 5's target counted inconclusive warns as detection; the default now passes them (saying so), which
+    // leaves the fail rate as it was: checked under both.
+    const r = await validateFiles({ a: pool("a"), b: pool("b"), policy: { inconclusive: "warn" } });
+    const byDefault = await validateFiles({ a: pool("a"), b: pool("b") });
+    expect(byDefault.confirmed.failRate).toBe(r.confirmed.failRate);
     const ttft = r.observedChange["latency/ttft_ms.p50"]!;
     expect(ttft).toBeGreaterThan(0.07);
     expect(ttft).toBeLessThan(0.13);

@@ -38,7 +38,14 @@ describe("validateVerdicts: runs and trials", () => {
   });
 
   it("A/B of a 20% slowdown: 5-run baselines detect it as warn or fail, and mostly fail", () => {
-    const r = validateVerdicts({ a: aRuns, b: bRuns, baselineRuns: 5, seed: 2, comparisons: 100 });
+    const r = validateVerdicts({
+      a: aRuns,
+      b: bRuns,
+      baselineRuns: 5,
+      seed: 2,
+      comparisons: 100,
+      policy: { inconclusive: "warn" },
+    });
     expect(r.pooled).toBe(false);
     expect(r.confirmed.warnOrFailRate).toBeGreaterThanOrEqual(0.95);
     expect(r.confirmed.failRate).toBeGreaterThanOrEqual(0.7);
