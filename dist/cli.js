@@ -875,6 +875,17 @@ async function runCli(argv) {
     const one = argv[0] ?? "";
     if (COMMANDS[one])
         return COMMANDS[one](argv.slice(1));
+    // A command group asked for help (`tokengate model --help`): its subcommands, from the same table.
+    const group = Object.keys(COMMANDS).filter((c) => c.startsWith(`${one} `));
+    if (group.length > 0 && (argv[1] === undefined || argv[1] === "--help" || argv[1] === "-h")) {
+        const list = group.map((c) => `tokengate ${c}`).join(", ");
+        if (argv[1] === undefined) {
+            process.stderr.write(`tokengate ${one}: which subcommand? ${list} (see \`tokengate ${group[0]} --help\`)\n`);
+            return ExitCode.badInput;
+        }
+        process.stdout.write(`tokengate ${one}: ${list} (see \`tokengate ${group[0]} --help\`)\n`);
+        return ExitCode.pass;
+    }
     if (one === "" || one === "help" || one === "--help" || one === "-h") {
         process.stdout.write(HELP);
         return ExitCode.pass;

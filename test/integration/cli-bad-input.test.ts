@@ -232,3 +232,14 @@ describe("a folder named like a suite", () => {
     expect(first).toBe(`tokengate: ${d}: is a folder, not a suite file`);
   });
 });
+
+describe("command groups", () => {
+  it("`tokengate model --help` lists the group's subcommands and exits 0; `tokengate server` alone is exit 2", async () => {
+    const help = await runTokengate(["model", "--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("tokengate model synth");
+    const bare = await runTokengate(["server"]);
+    expect(bare.code).toBe(2);
+    expect(bare.stderr.split("\n")[0]).toMatch(/^tokengate server: which subcommand\? tokengate server build /);
+  });
+});
