@@ -136,7 +136,10 @@ describe("a server that answers 503 while it loads", () => {
       });
       const err = await t.start().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(CouldNotRunError);
-      expect((err as Error).message).toMatch(/no answer from .* within \d+ s \(last: HTTP 503 \(loading\)\)/);
+      // On a loaded machine the last probe (given only the time left) can time out: the 503 before it is still named.
+      expect((err as Error).message).toMatch(
+        /no answer from .* within \d+ s \(last: HTTP 503 \(loading\)(; the last probe got no answer in time)?\)/,
+      );
     } finally {
       await server.close();
     }
