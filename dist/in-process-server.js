@@ -1,6 +1,6 @@
 import { createRequire as __tokengateCreateRequire } from "node:module";
 const require = __tokengateCreateRequire(import.meta.url);
-import { p as isParentMessage, L as LOOPBACK, n as nodeLlamaCppBuild } from './chunks/protocol-DZuqLSjU.js';
+import { p as isParentMessage, L as LOOPBACK, n as nodeLlamaCppBuild } from './chunks/protocol-k0Y9jnbw.js';
 import { basename } from 'node:path';
 import { LlamaLogLevel, getLlama, resolveChatWrapper, TokenBias } from 'node-llama-cpp';
 import { createHash, randomBytes } from 'node:crypto';

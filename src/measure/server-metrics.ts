@@ -7,7 +7,7 @@ import type { ServerCounters, ServerLoad, ServerLoadSample, ServerObservation, S
 /**
  * What the server itself says about a test: llama-server's `/metrics` scraped just before and just after the test
  * (counter deltas -> server-side token rates and batch fill), and `/slots` + the `requests_*` gauges sampled every
- * ~250 ms while it runs (slot occupancy, queueing).
+ * ~500 ms while it runs (slot occupancy, queueing).
  *
  * Read the counters, never the `prompt_tokens_seconds` / `predicted_tokens_seconds` gauges: llama-server resets those
  * on every scrape (tools/server/server-context.cpp, `metrics_reset_bucket`), so any other scraper (Prometheus, a second
@@ -157,7 +157,7 @@ export const MAX_TIMELINE_SAMPLES = 240;
 
 /**
  * Load samples with bounded memory: the aggregates (means, maxima, shares) are exact over every sample; the timeline
- * keeps at most `maxTimeline` points by halving its resolution whenever it fills (a 10-minute test at 250 ms keeps
+ * keeps at most `maxTimeline` points by halving its resolution whenever it fills (a 10-minute test at 500 ms keeps
  * one point per 4 s). Pure: the sampler feeds it, tests feed it directly.
  */
 export class LoadAccumulator {
@@ -227,7 +227,10 @@ export class LoadAccumulator {
 }
 
 export interface ServerSamplerOptions {
-  /** Time between load samples (ms). Default 250. */
+  /**
+   * Time between load samples (ms). Default 500: at 250 ms the two GETs and their parsing cost tokengate 1.6% of a
+   * core against an idle llama-server (bench/soak.ts), above the 1% a sampler may cost.
+   */
   intervalMs?: number;
   /** Timeline points kept per test. Default MAX_TIMELINE_SAMPLES (240). */
   maxTimeline?: number;
@@ -277,13 +280,13 @@ export async function scrapeLlamaMetrics(
  * ```
  *
  * The samples are extra requests to the server (two small GETs per interval, served by llama-server's task loop as
- * high-priority tasks); at 250 ms that is far below what a benchmark can notice, but it is not zero.
+ * high-priority tasks); at 500 ms that is far below what a benchmark can notice, but it is not zero.
  */
 export async function startServerSampler(endpoint: Endpoint, opts: ServerSamplerOptions = {}): Promise<ServerSampler> {
   const metricsUrl = endpoint.metricsUrl;
   if (!metricsUrl) return NO_SERVER_DATA;
   const headers = authHeaders(endpoint);
-  const intervalMs = opts.intervalMs ?? 250;
+  const intervalMs = opts.intervalMs ?? 500;
   const scrapeTimeoutMs = opts.scrapeTimeoutMs ?? 5000;
   const sampleTimeoutMs = opts.sampleTimeoutMs ?? 2000;
   // The server reads its counters somewhere between our request and its answer: take the midpoint as the moment.

@@ -224,9 +224,18 @@ export async function buildLlamaServer(
   }
 
   const generator = (await commandWorks("ninja", ["--version"])) ? ["-G", "Ninja"] : [];
+  // ccache, where it is installed, makes rebuilding another llama.cpp ref (an A/B arm's source) cheap: the objects of
+  // unchanged files are reused. It never changes the binary, so it is not part of the cache key.
+  const launcher = (await commandWorks("ccache", ["--version"]))
+    ? [
+        "-DCMAKE_C_COMPILER_LAUNCHER=ccache",
+        "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache",
+        "-DCMAKE_CUDA_COMPILER_LAUNCHER=ccache",
+      ]
+    : [];
   const configure = await runCommand(
     "cmake",
-    ["-S", srcDir, "-B", join(work, "build"), ...generator, ...plan.cmakeFlags],
+    ["-S", srcDir, "-B", join(work, "build"), ...generator, ...plan.cmakeFlags, ...launcher],
     { logFile, processGroup: true },
   );
   if (configure.code !== 0) throw fail("cmake configure", configure.tail);

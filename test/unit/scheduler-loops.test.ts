@@ -76,6 +76,24 @@ describe("closed loop", () => {
     expect(out.windowNs).toBeGreaterThan(0);
   });
 
+  it("keepRecords: false hands every record to onRecord and keeps none (a soak holds nothing per request)", async () => {
+    const s = timedSender(() => 1);
+    const seen: RequestRecord[] = [];
+    const out = await runClosedLoop({
+      users: 3,
+      iterations: 4,
+      pick: () => "a",
+      rng: createRng(1),
+      send: s.send,
+      signal: never,
+      keepRecords: false,
+      onRecord: (r) => seen.push(r),
+    });
+    expect(seen).toHaveLength(12);
+    expect(out.records).toEqual([]);
+    expect(out.stoppedBy).toBe("iterations");
+  });
+
   it("a duration bound stops starting requests; in-flight ones finish (graceful, not cancelled)", async () => {
     const s = timedSender(() => 40);
     const t0 = Date.now();

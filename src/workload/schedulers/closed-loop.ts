@@ -39,6 +39,11 @@ export interface ClosedLoopOptions<T> extends LoopBounds {
   send: SendFn<T>;
   /** Called as each record arrives (progress). */
   onRecord?: (record: RequestRecord) => void;
+  /**
+   * Keep every record in the outcome (default true: the tests summarize them). false: records go to `onRecord` only,
+   * and the outcome's list stays empty, so a soak of millions of requests holds nothing per request (bench/soak.ts).
+   */
+  keepRecords?: boolean;
 }
 
 export async function runClosedLoop<T>(o: ClosedLoopOptions<T>): Promise<LoopOutcome> {
@@ -115,7 +120,7 @@ export async function runClosedLoop<T>(o: ClosedLoopOptions<T>): Promise<LoopOut
       } finally {
         inFlight--;
       }
-      records.push(record);
+      if (o.keepRecords !== false) records.push(record);
       if (drainTimedOut && record.errorClass === "cancelled") cancelledAtDrain++;
       o.onRecord?.(record);
       if (o.iterations !== undefined && it === o.iterations - 1) return;
