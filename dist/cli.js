@@ -2,7 +2,7 @@ import { createRequire as __tokengateCreateRequire } from "node:module";
 const require = __tokengateCreateRequire(import.meta.url);
 import { BadInputError, ExitCode, isTokengateError } from './chunks/errors-B0m1Om91.js';
 import { resolve } from 'node:path';
-import { D as DEFAULT_PAIRS, g as runAb, s as splitFlags, j as formatChange, k as loadRuns, m as resolvePolicy, q as seededRandom, t as binomial, v as compareTests, x as summarize, y as applyConfirmation, z as formatPercent, A as synthesizeModel, u as updateBaseline, B as compareResults, C as renderConsole, E as writeTextAtomic, F as renderMarkdown, L as LIMITS, h as runPipeline, i as redact } from './chunks/pipeline-DZMAvmQJ.js';
+import { D as DEFAULT_PAIRS, g as runAb, s as splitFlags, j as formatChange, k as loadRuns, m as resolvePolicy, q as seededRandom, t as binomial, v as compareTests, x as summarize, y as applyConfirmation, z as formatPercent, A as synthesizeModel, u as updateBaseline, B as compareResults, C as renderConsole, E as writeTextAtomic, F as renderMarkdown, L as LIMITS, h as runPipeline, i as redact } from './chunks/pipeline-C5nEdgzE.js';
 import { parseArgs } from 'node:util';
 import { b as buildLlamaServer, c as createProgress, s as stopAllChildren, i as interruptExitCode, a as interruptSignal } from './chunks/protocol-k0Y9jnbw.js';
 import 'node:fs';
@@ -638,7 +638,7 @@ const POLICY_HELP = `  --warn-threshold F    a significant regression at or abov
   F is a percent (10%) or a fraction (0.10).
 `;
 async function policyFlags(v) {
-    const { parseFraction, resolvePolicy } = await import('./chunks/pipeline-DZMAvmQJ.js').then(function (n) { return n.G; });
+    const { parseFraction, resolvePolicy } = await import('./chunks/pipeline-C5nEdgzE.js').then(function (n) { return n.G; });
     const input = {
         ...(v["warn-threshold"] ? { warn: parseFraction(v["warn-threshold"], "--warn-threshold") } : {}),
         ...(v["fail-threshold"] ? { fail: parseFraction(v["fail-threshold"], "--fail-threshold") } : {}),
@@ -891,7 +891,7 @@ async function runCli(argv) {
         return ExitCode.pass;
     }
     if (one === "--version" || one === "-v") {
-        const { packageInfo } = await import('./chunks/pipeline-DZMAvmQJ.js').then(function (n) { return n.H; });
+        const { packageInfo } = await import('./chunks/pipeline-C5nEdgzE.js').then(function (n) { return n.H; });
         process.stdout.write(`${packageInfo().version}\n`);
         return ExitCode.pass;
     }

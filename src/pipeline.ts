@@ -10,7 +10,7 @@ import {
 import { policyFromBlock } from "./analysis/policy.js";
 import { markStopped, planConfirmation } from "./analysis/verdict.js";
 import { measureRun } from "./arms/measure-run.js";
-import { outputFiles, type PipelineFiles, writeOutputs } from "./arms/outputs.js";
+import { type JudgedOutcome, outputFiles, writeOutputs } from "./arms/outputs.js";
 import { checkOutDir } from "./config/out-dir.js";
 import type { RunConfig } from "./config/run-config.js";
 import { loadSuite } from "./config/suite-loader.js";
@@ -22,17 +22,10 @@ import { testName } from "./suite/index.js";
 import { planTarget } from "./target/index.js";
 import type { Endpoint, Target } from "./target/types.js";
 import { onInterrupt } from "./util/children.js";
-import type { ExitCodeValue } from "./util/errors.js";
 
 export type { PipelineFiles } from "./arms/outputs.js";
 
-export interface PipelineOutcome {
-  results: Results;
-  outDir: string;
-  files: PipelineFiles;
-  reportMarkdown: string;
-  exitCode: ExitCodeValue;
-}
+export type PipelineOutcome = JudgedOutcome;
 
 export interface PipelineHooks {
   /** Where progress lines and the console report go. Default: stderr. */

@@ -105,33 +105,25 @@ export function judgeAb(input: AbJudgeInput): Verdict {
   if (!head || !base) throw new BadInputError("an A/B needs at least one run of each arm", { subject: "tokengate ab" });
   const own = judge({ results: head, ...(input.targets ? { targets: input.targets } : {}), policy });
   const checks: Check[] = [...own.checks];
-  for (const [k, run] of input.b.entries()) {
-    if (k === 0) continue;
-    for (const t of run.tests) {
-      if (t.aborted) {
-        checks.push({
-          test: t.name,
-          metric: "*",
-          source: "run",
-          verdict: "fail",
-          reason: `test aborted in head run ${k + 1}: ${t.aborted}`,
-        });
-      }
-    }
-  }
-  for (const [k, run] of input.a.entries()) {
-    for (const t of run.tests) {
-      if (t.aborted) {
-        checks.push({
-          test: t.name,
-          metric: "*",
-          source: "baseline",
-          verdict: "warn",
-          reason: `test aborted in base run ${k + 1}: ${t.aborted}; that pair compares what was measured`,
-        });
-      }
-    }
-  }
+  // Aborted tests in the other runs: a head run's fails the verdict; a base run's leaves that pair partial.
+  const aborted = (runs: readonly Results[], from: number, make: (t: TestResult, k: number) => Check) =>
+    runs.slice(from).flatMap((run, i) => run.tests.filter((t) => t.aborted).map((t) => make(t, i + from + 1)));
+  checks.push(
+    ...aborted(input.b, 1, (t, k) => ({
+      test: t.name,
+      metric: "*",
+      source: "run",
+      verdict: "fail",
+      reason: `test aborted in head run ${k}: ${t.aborted}`,
+    })),
+    ...aborted(input.a, 0, (t, k) => ({
+      test: t.name,
+      metric: "*",
+      source: "baseline",
+      verdict: "warn",
+      reason: `test aborted in base run ${k}: ${t.aborted}; that pair compares what was measured`,
+    })),
+  );
   checks.push(...compareTests(input.a, input.b, policy, { ...input.options, paired: true }));
   const verdict = summarize(checks, "arm A");
   verdict.changes = configurationChanges(base, head);

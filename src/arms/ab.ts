@@ -19,10 +19,10 @@ import { renderConsole } from "../report/console.js";
 import { buildLlamaServer } from "../target/llama-build.js";
 import type { Endpoint, Target } from "../target/types.js";
 import { onInterrupt } from "../util/children.js";
-import { BadInputError, CouldNotRunError, type ExitCodeValue } from "../util/errors.js";
+import { BadInputError, CouldNotRunError } from "../util/errors.js";
 import { type ArmSpec, checkArmsDiffer, interleave, resolveArm } from "./arm.js";
 import { runArms } from "./engine.js";
-import { outputFiles, type PipelineFiles, writeOutputs } from "./outputs.js";
+import { type JudgedOutcome, outputFiles, writeOutputs } from "./outputs.js";
 
 /** Pairs a run makes unless told: three pairs give the paired test 2 degrees of freedom (docs/verdicts.md). */
 export const DEFAULT_PAIRS = 3;
@@ -40,13 +40,7 @@ export interface AbConfig {
   allowIdentical?: boolean;
 }
 
-export interface AbOutcome {
-  results: Results;
-  outDir: string;
-  files: PipelineFiles;
-  reportMarkdown: string;
-  exitCode: ExitCodeValue;
-}
+export type AbOutcome = JudgedOutcome;
 
 export interface AbHooks {
   log?: (line: string) => void;

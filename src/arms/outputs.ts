@@ -9,6 +9,7 @@ import type { Results } from "../measure/results.js";
 import { REPORT_FILES, renderReportFiles } from "../report/exports.js";
 import { renderMarkdown } from "../report/markdown.js";
 import { writeJsonAtomic, writeTextAtomic } from "../report/write.js";
+import type { ExitCodeValue } from "../util/errors.js";
 
 export interface PipelineFiles {
   results: string;
@@ -17,6 +18,15 @@ export interface PipelineFiles {
   reportHtml?: string;
   serverLog?: string;
   extra: string[];
+}
+
+/** What a judged run (`tokengate run`) or A/B (`tokengate ab`) returns to its entry. */
+export interface JudgedOutcome {
+  results: Results;
+  outDir: string;
+  files: PipelineFiles;
+  reportMarkdown: string;
+  exitCode: ExitCodeValue;
 }
 
 export function outputFiles(outDir: string): PipelineFiles {
